@@ -1,0 +1,158 @@
+"""CBOR codec and 4-byte big-endian length framing. The only module that imports ``cbor2``.
+
+A frame is ``N`` (unsigned 32-bit big-endian) followed by ``N`` bytes holding one CBOR map with text keys.
+Tags are refused, encoders write definite lengths, decoders accept indefinite ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Mapping
+from typing import Any, BinaryIO, Protocol
+
+import cbor2
+
+from quarry_core.errors import FrameDecodeError
+from quarry_core.protocol.constants import LENGTH_PREFIX_SIZE, MAX_PAYLOAD_SIZE
+
+__all__ = [
+    "EndOfStream",
+    "FrameReader",
+    "TruncatedFrame",
+    "decode_payload",
+    "encode_frame",
+    "encode_map",
+    "read_frame_sync",
+]
+
+_PREFIX = struct.Struct(">I")
+
+
+class _HasToWire(Protocol):
+    def to_wire(self) -> dict[str, Any]: ...
+
+
+def _refuse_tag(decoder: Any, tag: Any, *args: Any) -> Any:
+    raise FrameDecodeError(f"CBOR tags are not allowed (tag {getattr(tag, 'tag', tag)})")
+
+
+class _RefuseAllTags(Mapping[int, Any]):
+    """Overrides every semantic tag cbor2 would otherwise decode (datetimes, decimals, sets...) with a refusal."""
+
+    def __getitem__(self, tag: int) -> Any:
+        def refuse(decoder: Any, *args: Any) -> Any:
+            raise FrameDecodeError(f"CBOR tags are not allowed (tag {tag})")
+
+        return refuse
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_NO_TAGS = _RefuseAllTags()
+
+
+def encode_map(obj: Mapping[str, Any]) -> bytes:
+    """CBOR-encode a map (definite lengths)."""
+    try:
+        return cbor2.dumps(obj)
+    except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
+        raise ValueError(f"cannot encode frame: {exc}") from exc
+
+
+def encode_frame(frame: _HasToWire | Mapping[str, Any]) -> bytes:
+    """Length prefix + CBOR of ``frame.to_wire()`` (or of a plain map). Raises ``ValueError`` when too large."""
+    body = encode_map(frame if isinstance(frame, Mapping) else frame.to_wire())
+    if len(body) == 0 or len(body) > MAX_PAYLOAD_SIZE:
+        raise ValueError(f"frame payload of {len(body)} bytes exceeds the limit of {MAX_PAYLOAD_SIZE}")
+    return _PREFIX.pack(len(body)) + body
+
+
+def decode_payload(body: bytes) -> dict[str, Any]:
+    """Decode one frame body into a text-keyed map; anything else raises :class:`FrameDecodeError`."""
+    if not body:
+        raise FrameDecodeError("empty frame (length 0)")
+    try:
+        obj = cbor2.loads(body, tag_hook=_refuse_tag, semantic_decoders=_NO_TAGS)
+    except FrameDecodeError:
+        raise
+    except Exception as exc:  # cbor2 raises several types for malformed input
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, FrameDecodeError):
+            raise cause from None
+        raise FrameDecodeError(f"undecodable CBOR: {type(exc).__name__}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise FrameDecodeError(f"frame is not a map (got {type(obj).__name__})")
+    for key in obj:
+        if not isinstance(key, str):
+            raise FrameDecodeError(f"frame map has a non-text key ({type(key).__name__})")
+    return obj
+
+
+class EndOfStream(Exception):
+    """Clean end of the stream at a frame boundary."""
+
+
+class TruncatedFrame(FrameDecodeError):
+    """End of the stream inside a length prefix or a payload."""
+
+
+class FrameReader:
+    """Reads length-prefixed frames from an ``asyncio.StreamReader``; counts frames and bytes."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self.frames = 0
+        self.bytes = 0
+
+    async def read_body(self) -> bytes:
+        """The next frame's body. ``EndOfStream`` at a boundary; ``TruncatedFrame`` or ``FrameDecodeError``."""
+        try:
+            prefix = await self._reader.readexactly(LENGTH_PREFIX_SIZE)
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise EndOfStream from None
+            raise TruncatedFrame(
+                f"truncated frame: stream ended inside the length prefix ({len(exc.partial)} of 4 bytes)"
+            ) from None
+        (n,) = _PREFIX.unpack(prefix)
+        if n > MAX_PAYLOAD_SIZE:
+            raise FrameDecodeError(f"frame length {n} exceeds the limit of {MAX_PAYLOAD_SIZE}")
+        if n == 0:
+            self.bytes += LENGTH_PREFIX_SIZE
+            raise FrameDecodeError("empty frame (length 0)")
+        try:
+            body = await self._reader.readexactly(n)
+        except asyncio.IncompleteReadError as exc:
+            raise TruncatedFrame(
+                f"truncated frame: stream ended inside a payload ({len(exc.partial)} of {n} bytes)"
+            ) from None
+        self.frames += 1
+        self.bytes += LENGTH_PREFIX_SIZE + n
+        return body
+
+    async def read(self) -> dict[str, Any]:
+        return decode_payload(await self.read_body())
+
+
+def read_frame_sync(stream: BinaryIO) -> dict[str, Any] | None:
+    """Blocking variant for files and pipes: the next decoded map, ``None`` at a clean end."""
+    prefix = stream.read(LENGTH_PREFIX_SIZE)
+    if not prefix:
+        return None
+    if len(prefix) < LENGTH_PREFIX_SIZE:
+        raise TruncatedFrame("truncated frame: stream ended inside the length prefix")
+    (n,) = _PREFIX.unpack(prefix)
+    if n > MAX_PAYLOAD_SIZE:
+        raise FrameDecodeError(f"frame length {n} exceeds the limit of {MAX_PAYLOAD_SIZE}")
+    body = stream.read(n)
+    if len(body) < n:
+        raise TruncatedFrame(f"truncated frame: stream ended inside a payload ({len(body)} of {n} bytes)")
+    return decode_payload(body)

@@ -1,0 +1,697 @@
+"""Frame types of the executor <-> runtime protocol (CONTRACT_IPC, CONTRACT_EMIT).
+
+Every frame is a frozen attrs class with ``to_wire()`` (a CBOR-ready map) and ``from_wire(map)``, which
+validates the contract's rules and raises :class:`~quarry_core.errors.StreamError` (or
+:class:`~quarry_core.errors.VersionMismatchError`) with the contract's message. Nothing here knows about
+CBOR bytes; :mod:`quarry_core.protocol.codec` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+
+from quarry_core.errors import StreamError, VersionMismatchError
+from quarry_core.protocol.constants import (
+    CONTRACT_VERSION,
+    EVENT_TYPES,
+    LOG_LEVELS,
+    MAX_ARTIFACT_SIZE,
+    MAX_CHUNK_SIZE,
+    MAX_FILE_WRITE_SIZE,
+    MAX_STACK_SIZE,
+    TERMINAL_EVENT_TYPES,
+)
+from quarry_core.protocol.values import json_value_error, normalise_ts, parse_version
+
+__all__ = [
+    "ArtifactChunk",
+    "Cancel",
+    "ControlFrame",
+    "Event",
+    "ExecutorFrame",
+    "FileWrite",
+    "FileWriteAck",
+    "FileWriteChunk",
+    "ProxyUpdate",
+    "RunRequest",
+    "RunRequestError",
+    "RunRequestFrame",
+    "RunResult",
+    "Shutdown",
+    "check_contract_version",
+    "parse_control_frame",
+    "parse_executor_frame",
+    "validate_payload",
+]
+
+_CONTRACT = parse_version(CONTRACT_VERSION)
+assert _CONTRACT is not None
+
+
+def check_contract_version(value: object) -> None:
+    """Accept iff ``MAJOR.MINOR.PATCH`` with the runtime's major and a minor no greater than the runtime's."""
+    parsed = parse_version(value) if isinstance(value, str) else None
+    assert _CONTRACT is not None
+    if parsed is None or parsed[0] != _CONTRACT[0] or parsed[1] > _CONTRACT[1]:
+        raise VersionMismatchError(str(value) if isinstance(value, str) else repr(value), CONTRACT_VERSION)
+
+
+def _absent(d: Mapping[str, Any], key: str) -> bool:
+    return d.get(key) is None
+
+
+def _text(d: Mapping[str, Any], key: str, where: str, *, required: bool = True, nonempty: bool = True) -> str | None:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise StreamError(f"{where}: {key}: missing")
+        return None
+    if not isinstance(v, str):
+        raise StreamError(f"{where}: {key}: expected text, got {type(v).__name__}")
+    if nonempty and not v:
+        raise StreamError(f"{where}: {key}: must not be empty")
+    return v
+
+
+def _uint(d: Mapping[str, Any], key: str, where: str, *, required: bool = True, minimum: int = 0) -> int | None:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise StreamError(f"{where}: {key}: missing")
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise StreamError(f"{where}: {key}: expected unsigned integer, got {type(v).__name__}")
+    if v < minimum:
+        raise StreamError(f"{where}: {key}: must be >= {minimum}, got {v}")
+    return v
+
+
+def _bool(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> bool:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise StreamError(f"{where}: {key}: missing")
+        return False
+    if not isinstance(v, bool):
+        raise StreamError(f"{where}: {key}: expected boolean, got {type(v).__name__}")
+    return v
+
+
+def _bytes(d: Mapping[str, Any], key: str, where: str, limit: int) -> bytes:
+    v = d.get(key)
+    if not isinstance(v, (bytes, bytearray)):
+        raise StreamError(f"{where}: {key}: expected bytes, got {type(v).__name__}")
+    if len(v) > limit:
+        raise StreamError(f"{where}: {key}: {len(v)} bytes exceeds the limit of {limit}")
+    return bytes(v)
+
+
+def _map(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> dict[str, Any] | None:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise StreamError(f"{where}: {key}: missing")
+        return None
+    if not isinstance(v, Mapping):
+        raise StreamError(f"{where}: {key}: expected map, got {type(v).__name__}")
+    err = json_value_error(v, key)
+    if err:
+        raise StreamError(f"{where}: {err}")
+    return dict(v)
+
+
+def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
+    """Check a payload against the per-type schema; raise ``StreamError("invalid <type> payload: <why>")``."""
+    where = f"invalid {event_type} payload"
+    err = json_value_error(payload, "payload")
+    if err:
+        raise StreamError(f"{where}: {err}")
+    p = payload
+    if event_type == "item":
+        _text(p, "item_type", where)
+        _map(p, "data", where)
+    elif event_type == "artifact":
+        aid = _text(p, "artifact_id", where)
+        try:
+            uuid.UUID(str(aid))
+        except ValueError:
+            raise StreamError(f"{where}: artifact_id: not a UUID: {aid!r}") from None
+        _text(p, "name", where)
+        _text(p, "content_type", where)
+        size = _uint(p, "size_bytes", where)
+        if size is not None and size > MAX_ARTIFACT_SIZE:
+            raise StreamError(f"{where}: size_bytes: {size} exceeds the limit of {MAX_ARTIFACT_SIZE}")
+    elif event_type == "checkpoint":
+        _text(p, "checkpoint_id", where)
+        _text(p, "note", where, required=False, nonempty=False)
+    elif event_type == "enqueue":
+        _text(p, "target", where)
+        _map(p, "params", where)
+        _text(p, "source", where, required=False)
+        _text(p, "category", where, required=False)
+    elif event_type == "rotate_proxy":
+        _text(p, "reason", where, required=False, nonempty=False)
+    elif event_type == "log":
+        level = _text(p, "level", where)
+        if level not in LOG_LEVELS:
+            raise StreamError(f"{where}: level: must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        _text(p, "message", where, nonempty=False)
+        _map(p, "fields", where, required=False)
+    elif event_type == "run_error":
+        _text(p, "error_type", where)
+        _text(p, "message", where, nonempty=False)
+        stack = _text(p, "stack", where, required=False, nonempty=False)
+        if stack is not None and len(stack.encode()) > MAX_STACK_SIZE:
+            raise StreamError(f"{where}: stack: longer than {MAX_STACK_SIZE} bytes")
+    elif event_type == "run_complete":
+        _map(p, "summary", where, required=False)
+    else:  # pragma: no cover - guarded by the caller
+        raise StreamError(f"unknown event type {event_type!r}")
+
+
+@attrs.frozen(slots=True)
+class Event:
+    """An event envelope: one observation of a run, in the run's total order."""
+
+    KIND: ClassVar[str] = "event"
+
+    event_id: str
+    run_id: str
+    seq: int
+    type: str
+    ts: str
+    payload: dict[str, Any]
+    attempt: int = 1
+    contract_version: str = CONTRACT_VERSION
+    job_id: str | None = None
+    parent_run_id: str | None = None
+    spawned_by_run_id: str | None = None
+    depth: int | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type in TERMINAL_EVENT_TYPES
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "contract_version": self.contract_version,
+            "event_id": self.event_id,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "type": self.type,
+            "ts": self.ts,
+            "payload": self.payload,
+            "attempt": self.attempt,
+        }
+        if self.job_id is not None:
+            d["job_id"] = self.job_id
+        if self.parent_run_id is not None:
+            d["parent_run_id"] = self.parent_run_id
+        if self.spawned_by_run_id is not None:
+            d["spawned_by_run_id"] = self.spawned_by_run_id
+        if self.depth is not None:
+            d["depth"] = self.depth
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Event:
+        """Validate the version (first), the envelope keys and the payload schema (runtime rules 3, 4, 7).
+
+        Run identity and ``seq`` order are the ingestion loop's business, not this decoder's.
+        """
+        if "contract_version" not in d or d["contract_version"] is None:
+            raise StreamError("invalid envelope: contract_version: missing")
+        check_contract_version(d["contract_version"])
+        where = "invalid envelope"
+        etype = _text(d, "type", where)
+        assert etype is not None
+        if etype not in EVENT_TYPES:
+            raise StreamError(f"invalid envelope: type: unknown event type {etype!r}")
+        event_id = _text(d, "event_id", where)
+        run_id = _text(d, "run_id", where)
+        seq = _uint(d, "seq", where, minimum=1)
+        ts_raw = _text(d, "ts", where)
+        try:
+            ts = normalise_ts(ts_raw or "")
+        except ValueError as exc:
+            raise StreamError(f"invalid envelope: ts: {exc}") from None
+        payload = d.get("payload")
+        if not isinstance(payload, Mapping):
+            raise StreamError(
+                "invalid envelope: payload: missing" if payload is None
+                else f"invalid envelope: payload: expected map, got {type(payload).__name__}"
+            )
+        attempt = _uint(d, "attempt", where, minimum=1)
+        job_id = _text(d, "job_id", where, required=False)
+        parent = _text(d, "parent_run_id", where, required=False)
+        spawned = _text(d, "spawned_by_run_id", where, required=False)
+        depth = _uint(d, "depth", where, required=False, minimum=1)
+        validate_payload(etype, payload)
+        return cls(
+            event_id=event_id or "",
+            run_id=run_id or "",
+            seq=seq or 0,
+            type=etype,
+            ts=ts,
+            payload=dict(payload),
+            attempt=attempt or 1,
+            contract_version=d["contract_version"],
+            job_id=job_id,
+            parent_run_id=parent,
+            spawned_by_run_id=spawned,
+            depth=depth,
+        )
+
+
+@attrs.frozen(slots=True)
+class ArtifactChunk:
+    """Raw bytes of an artifact, sent before its commit event."""
+
+    KIND: ClassVar[str] = "artifact_chunk"
+
+    artifact_id: str
+    seq: int
+    is_last: bool
+    data: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "artifact_chunk",
+            "artifact_id": self.artifact_id,
+            "seq": self.seq,
+            "is_last": self.is_last,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> ArtifactChunk:
+        where = "invalid artifact_chunk"
+        aid = _text(d, "artifact_id", where)
+        seq = _uint(d, "seq", where, minimum=1)
+        is_last = _bool(d, "is_last", where, required=False)
+        data = _bytes(d, "data", where, MAX_CHUNK_SIZE)
+        return cls(artifact_id=aid or "", seq=seq or 0, is_last=is_last, data=data)
+
+
+@attrs.frozen(slots=True)
+class FileWrite:
+    """A sidecar file of at most 8 MiB, acked by ``file_write_ack``."""
+
+    KIND: ClassVar[str] = "file_write"
+
+    write_id: int
+    filename: str
+    content_type: str
+    data: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "file_write",
+            "write_id": self.write_id,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> FileWrite:
+        where = "invalid file_write"
+        write_id = _uint(d, "write_id", where, minimum=1)
+        # filename and content type rules are checked by the runtime and answered by a rejecting ack
+        filename = _text(d, "filename", where, nonempty=False)
+        content_type = _text(d, "content_type", where, nonempty=False)
+        data = _bytes(d, "data", where, MAX_FILE_WRITE_SIZE)
+        return cls(write_id=write_id or 0, filename=filename or "", content_type=content_type or "", data=data)
+
+
+@attrs.frozen(slots=True)
+class FileWriteChunk:
+    """One piece of a sidecar file above 8 MiB."""
+
+    KIND: ClassVar[str] = "file_write_chunk"
+
+    write_id: int
+    filename: str
+    content_type: str
+    seq: int
+    is_last: bool
+    data: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "file_write_chunk",
+            "write_id": self.write_id,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "seq": self.seq,
+            "is_last": self.is_last,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> FileWriteChunk:
+        where = "invalid file_write_chunk"
+        write_id = _uint(d, "write_id", where, minimum=1)
+        filename = _text(d, "filename", where, nonempty=False)
+        content_type = _text(d, "content_type", where, nonempty=False)
+        seq = _uint(d, "seq", where, minimum=1)
+        is_last = _bool(d, "is_last", where, required=False)
+        data = _bytes(d, "data", where, MAX_CHUNK_SIZE)
+        return cls(
+            write_id=write_id or 0,
+            filename=filename or "",
+            content_type=content_type or "",
+            seq=seq or 0,
+            is_last=is_last,
+            data=data,
+        )
+
+
+RUN_RESULT_STATUSES = ("completed", "error", "crash")
+
+
+@attrs.frozen(slots=True)
+class RunResult:
+    """The executor's verdict, sent once after the terminal event (or instead of one on crash paths)."""
+
+    KIND: ClassVar[str] = "run_result"
+
+    run_id: str
+    status: str
+    message: str | None = None
+    error_type: str | None = None
+    stack: str | None = None
+    proxy_used: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"status": self.status}
+        if self.message is not None:
+            outcome["message"] = self.message
+        if self.error_type is not None:
+            outcome["error_type"] = self.error_type
+        if self.stack is not None:
+            outcome["stack"] = self.stack
+        d: dict[str, Any] = {"type": "run_result", "run_id": self.run_id, "outcome": outcome}
+        if self.proxy_used is not None:
+            d["proxy_used"] = self.proxy_used
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> RunResult:
+        where = "invalid run_result"
+        run_id = _text(d, "run_id", where)
+        outcome = d.get("outcome")
+        if not isinstance(outcome, Mapping):
+            raise StreamError(f"{where}: outcome: expected map")
+        status = _text(outcome, "status", where)
+        if status not in RUN_RESULT_STATUSES:
+            raise StreamError(f"{where}: outcome.status: must be completed, error or crash, got {status!r}")
+        proxy = d.get("proxy_used")
+        if proxy is not None and not isinstance(proxy, Mapping):
+            raise StreamError(f"{where}: proxy_used: expected map")
+        return cls(
+            run_id=run_id or "",
+            status=status or "",
+            message=_text(outcome, "message", where, required=False, nonempty=False),
+            error_type=_text(outcome, "error_type", where, required=False, nonempty=False),
+            stack=_text(outcome, "stack", where, required=False, nonempty=False),
+            proxy_used=dict(proxy) if proxy is not None else None,
+        )
+
+
+ExecutorFrame: TypeAlias = Event | ArtifactChunk | FileWrite | FileWriteChunk | RunResult
+
+_EXECUTOR_FRAME_CLASSES: dict[str, type[ArtifactChunk | FileWrite | FileWriteChunk | RunResult]] = {
+    "artifact_chunk": ArtifactChunk,
+    "file_write": FileWrite,
+    "file_write_chunk": FileWriteChunk,
+    "run_result": RunResult,
+}
+
+
+def parse_executor_frame(d: Mapping[str, Any]) -> ExecutorFrame:
+    """Turn a decoded map from the executor's stdout into a frame, enforcing the contract.
+
+    Raises ``StreamError`` for an unknown or missing ``type`` and any rule broken, and
+    ``VersionMismatchError`` for an incompatible event envelope.
+    """
+    ftype = d.get("type")
+    if not isinstance(ftype, str):
+        raise StreamError("invalid frame: type: missing or not text")
+    if ftype in EVENT_TYPES:
+        return Event.from_wire(d)
+    cls = _EXECUTOR_FRAME_CLASSES.get(ftype)
+    if cls is None:
+        raise StreamError(f"invalid frame: unknown frame type {ftype!r}")
+    return cls.from_wire(d)
+
+
+# --------------------------------------------------------------------------- runtime -> executor
+
+
+class RunRequestError(ValueError):
+    """An unusable run request; the executor exits 3 with this message on stderr."""
+
+
+@attrs.frozen(slots=True)
+class RunRequest:
+    """What one run needs: identity, lineage, the script, the job and optional proxy / browser / storage."""
+
+    run_id: str
+    attempt: int
+    script: str
+    job: dict[str, Any]
+    job_id: str | None = None
+    parent_run_id: str | None = None
+    spawned_by_run_id: str | None = None
+    depth: int | None = None
+    proxy: dict[str, Any] | None = None
+    browser_ws_endpoint: str | None = None
+    storage: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"run_id": self.run_id, "attempt": self.attempt, "script": self.script, "job": self.job}
+        for key in ("job_id", "parent_run_id", "spawned_by_run_id", "depth", "proxy", "browser_ws_endpoint", "storage"):
+            v = getattr(self, key)
+            if v is not None:
+                d[key] = v
+        return d
+
+    def to_json_line(self) -> bytes:
+        return (json.dumps(self.to_wire(), ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def from_wire(cls, d: object) -> RunRequest:
+        """Validate per CONTRACT_IPC §8.1; raise :class:`RunRequestError` with the reason."""
+        if not isinstance(d, Mapping):
+            raise RunRequestError(f"run request must be a JSON object, got {type(d).__name__}")
+        run_id = d.get("run_id")
+        if not isinstance(run_id, str) or not run_id:
+            raise RunRequestError("run_id must be a non-empty string")
+        attempt = d.get("attempt")
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise RunRequestError("attempt must be an integer >= 1")
+        for key in ("job_id", "parent_run_id", "spawned_by_run_id", "browser_ws_endpoint"):
+            v = d.get(key)
+            if v is not None and not isinstance(v, str):
+                raise RunRequestError(f"{key} must be a string")
+        parent = d.get("parent_run_id") or None
+        if attempt > 1 and not parent:
+            raise RunRequestError("lineage violation: attempt > 1 requires parent_run_id")
+        if attempt == 1 and parent:
+            raise RunRequestError("lineage violation: parent_run_id must not be set when attempt is 1")
+        depth = d.get("depth")
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+            raise RunRequestError("depth must be an integer >= 0")
+        job = d.get("job")
+        if not isinstance(job, Mapping):
+            raise RunRequestError(f"job must be a JSON object, got {type(job).__name__}")
+        script = d.get("script")
+        if not isinstance(script, str) or not os.path.isabs(script):
+            raise RunRequestError("script must be an absolute path")
+        proxy = d.get("proxy")
+        if proxy is not None:
+            _validate_request_proxy(proxy)
+        storage = d.get("storage")
+        if storage is not None and not isinstance(storage, Mapping):
+            storage = None  # informational only: a malformed value warns (the executor logs it)
+        return cls(
+            run_id=run_id,
+            attempt=attempt,
+            script=script,
+            job=dict(job),
+            job_id=d.get("job_id") or None,
+            parent_run_id=parent,
+            spawned_by_run_id=d.get("spawned_by_run_id") or None,
+            depth=depth,
+            proxy=dict(proxy) if proxy is not None else None,
+            browser_ws_endpoint=d.get("browser_ws_endpoint") or None,
+            storage=dict(storage) if storage is not None else None,
+        )
+
+
+def _validate_request_proxy(proxy: object) -> None:
+    if not isinstance(proxy, Mapping):
+        raise RunRequestError("invalid proxy: must be an object")
+    if proxy.get("protocol") not in ("http", "https", "socks5"):
+        raise RunRequestError("invalid proxy: protocol must be http, https or socks5")
+    host = proxy.get("host")
+    if not isinstance(host, str) or not host:
+        raise RunRequestError("invalid proxy: host must be a non-empty string")
+    port = proxy.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise RunRequestError("invalid proxy: port must be an integer between 1 and 65535")
+    if bool(proxy.get("username")) != bool(proxy.get("password")):
+        raise RunRequestError("invalid proxy: username and password must be set together")
+
+
+@attrs.frozen(slots=True)
+class FileWriteAck:
+    KIND: ClassVar[str] = "file_write_ack"
+
+    write_id: int
+    ok: bool
+    error: str | None = None
+    error_kind: str | None = None
+    key: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "file_write_ack", "write_id": self.write_id, "ok": self.ok}
+        for k in ("error", "error_kind", "key"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> FileWriteAck:
+        where = "invalid file_write_ack"
+        return cls(
+            write_id=_uint(d, "write_id", where, minimum=1) or 0,
+            ok=_bool(d, "ok", where),
+            error=_text(d, "error", where, required=False, nonempty=False),
+            error_kind=_text(d, "error_kind", where, required=False, nonempty=False),
+            key=_text(d, "key", where, required=False, nonempty=False),
+        )
+
+
+@attrs.frozen(slots=True)
+class ProxyUpdate:
+    KIND: ClassVar[str] = "proxy_update"
+
+    run_id: str
+    seq: int
+    ok: bool
+    changed: bool = False
+    proxy: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": "proxy_update", "run_id": self.run_id, "seq": self.seq, "ok": self.ok, "changed": self.changed,
+        }
+        if self.proxy is not None:
+            d["proxy"] = self.proxy
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> ProxyUpdate:
+        where = "invalid proxy_update"
+        proxy = d.get("proxy")
+        return cls(
+            run_id=_text(d, "run_id", where) or "",
+            seq=_uint(d, "seq", where, minimum=1) or 0,
+            ok=_bool(d, "ok", where),
+            changed=_bool(d, "changed", where, required=False),
+            proxy=dict(proxy) if isinstance(proxy, Mapping) else None,
+            error=_text(d, "error", where, required=False, nonempty=False),
+        )
+
+
+CANCEL_REASONS = ("signal", "timeout", "shutdown")
+
+
+@attrs.frozen(slots=True)
+class Cancel:
+    KIND: ClassVar[str] = "cancel"
+
+    run_id: str
+    reason: str
+    grace_ms: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "cancel", "run_id": self.run_id, "reason": self.reason, "grace_ms": self.grace_ms}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Cancel:
+        where = "invalid cancel"
+        reason = _text(d, "reason", where)
+        if reason not in CANCEL_REASONS:
+            raise StreamError(f"{where}: reason: must be signal, timeout or shutdown")
+        return cls(
+            run_id=_text(d, "run_id", where) or "",
+            reason=reason or "",
+            grace_ms=_uint(d, "grace_ms", where) or 0,
+        )
+
+
+@attrs.frozen(slots=True)
+class RunRequestFrame:
+    """A run request handed to a warm executor over stdin."""
+
+    KIND: ClassVar[str] = "run_request"
+
+    request: RunRequest
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "run_request", **self.request.to_wire()}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> RunRequestFrame:
+        body = {k: v for k, v in d.items() if k != "type"}
+        try:
+            return cls(RunRequest.from_wire(body))
+        except RunRequestError as exc:
+            raise StreamError(f"invalid run_request: {exc}") from None
+
+
+@attrs.frozen(slots=True)
+class Shutdown:
+    KIND: ClassVar[str] = "shutdown"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "shutdown"}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Shutdown:
+        return cls()
+
+
+ControlFrame: TypeAlias = FileWriteAck | ProxyUpdate | Cancel | RunRequestFrame | Shutdown
+
+_CONTROL_CLASSES: dict[str, type[FileWriteAck | ProxyUpdate | Cancel | RunRequestFrame | Shutdown]] = {
+    "file_write_ack": FileWriteAck,
+    "proxy_update": ProxyUpdate,
+    "cancel": Cancel,
+    "run_request": RunRequestFrame,
+    "shutdown": Shutdown,
+}
+
+
+def parse_control_frame(d: Mapping[str, Any]) -> ControlFrame | None:
+    """Decode a control frame on the executor's stdin; ``None`` for an unknown type (ignored with a warning)."""
+    ftype = d.get("type")
+    if not isinstance(ftype, str):
+        raise StreamError("invalid control frame: type: missing or not text")
+    cls = _CONTROL_CLASSES.get(ftype)
+    if cls is None:
+        return None
+    return cls.from_wire(d)

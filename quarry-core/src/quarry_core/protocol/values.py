@@ -1,0 +1,91 @@
+"""Checks for the JSON data model that every payload value must stay within (CONTRACT_IPC §2)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["check_json_value", "json_value_error", "normalise_ts", "parse_version", "utc_now_ts"]
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:[-+].*)?$")
+
+
+def json_value_error(value: Any, path: str = "value", _depth: int = 0) -> str | None:
+    """Return why ``value`` leaves the JSON data model, or ``None`` when it is fine.
+
+    Allowed: text, integers in signed 64-bit range, finite floats, booleans, None, lists and text-keyed maps.
+    """
+    if _depth > 200:
+        return f"{path}: nested too deeply"
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return None
+        return f"{path}: integer outside the signed 64-bit range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: NaN and infinite floats are not allowed"
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            err = json_value_error(v, f"{path}[{i}]", _depth + 1)
+            if err:
+                return err
+        return None
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path}: map keys must be text, got {type(k).__name__}"
+            err = json_value_error(v, f"{path}.{k}", _depth + 1)
+            if err:
+                return err
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"{path}: byte strings are not allowed in payload values"
+    return f"{path}: unsupported type {type(value).__name__}"
+
+
+def check_json_value(value: Any, path: str = "value") -> None:
+    """Raise ``ValueError`` naming the first offending element if ``value`` leaves the JSON data model."""
+    err = json_value_error(value, path)
+    if err:
+        raise ValueError(err)
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """Parse ``MAJOR.MINOR.PATCH`` (a pre-release or build suffix is ignored); ``None`` when malformed."""
+    m = _VERSION_RE.match(text)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def format_ts(dt: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``."""
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def utc_now_ts() -> str:
+    return format_ts(datetime.now(UTC))
+
+
+def normalise_ts(text: str) -> str:
+    """Parse an RFC 3339 timestamp with an offset and return it as UTC milliseconds with ``Z``.
+
+    Raises ``ValueError`` for anything else (no offset, not a date-time).
+    """
+    if len(text) < 20 or text[10] not in "Tt ":
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    if len(text) == 24 and text[-1] == "Z" and text[19] == "." and text[10] == "T":
+        # fast path: already canonical form; still check it parses
+        datetime.fromisoformat(text)
+        return text
+    dt = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T", 1))
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp has no UTC offset: {text!r}")
+    return format_ts(dt)

@@ -1,0 +1,5 @@
+"""quarry_policy_buffered"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
