@@ -81,8 +81,7 @@ class PluginLoadError(PluginError):
         self.version = version
         self.error = error
         super().__init__(
-            f'plugin "{entry_point}" from {distribution} {version} failed to load: '
-            f"{type(error).__name__}: {error}"
+            f'plugin "{entry_point}" from {distribution} {version} failed to load: {type(error).__name__}: {error}'
         )
 
 

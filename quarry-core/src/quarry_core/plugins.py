@@ -193,7 +193,9 @@ class PluginHost:
                     err = PluginLoadError(ep.name, dist_name, version, exc)
                     if strict:
                         raise err from exc
-                    self.load_errors.append(PluginLoadRecord(ep.name, dist_name, version, f"{type(exc).__name__}: {exc}"))
+                    self.load_errors.append(
+                        PluginLoadRecord(ep.name, dist_name, version, f"{type(exc).__name__}: {exc}")
+                    )
                     logger.warning("Warning: {}", err)
 
     def register(self, plugin: object, *, name: str, distribution: str = "(local)", version: str = "") -> None:
@@ -232,7 +234,9 @@ class PluginHost:
                 err = PluginLoadError(impl.plugin_name, dist, version, exc)
                 if _truthy(os.environ.get("QUARRY_STRICT_PLUGINS")):
                     raise err from exc
-                self.load_errors.append(PluginLoadRecord(impl.plugin_name, dist, version, f"{type(exc).__name__}: {exc}"))
+                self.load_errors.append(
+                    PluginLoadRecord(impl.plugin_name, dist, version, f"{type(exc).__name__}: {exc}")
+                )
                 logger.warning("Warning: {}", err)
                 continue
             for rec in records:
@@ -243,8 +247,9 @@ class PluginHost:
             if len(providers) > 1 and (kind, name) not in self._warned_conflicts:
                 self._warned_conflicts.add((kind, name))
                 dists = ", ".join(p.distribution for p in providers)
-                logger.warning('Warning: {} "{}" is registered by more than one distribution: {}',
-                               _KIND_LABELS[kind], name, dists)
+                logger.warning(
+                    'Warning: {} "{}" is registered by more than one distribution: {}', _KIND_LABELS[kind], name, dists
+                )
         self._cache[kind] = (by_name, aliases)
         return by_name, aliases
 
@@ -321,8 +326,12 @@ class PluginHost:
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, timeout=5.0)
             except Exception as exc:
-                logger.warning("Warning: plugin {} hook {} failed: {}", impl.plugin_name, hook_name,
-                               f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                logger.warning(
+                    "Warning: plugin {} hook {} failed: {}",
+                    impl.plugin_name,
+                    hook_name,
+                    f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                )
 
 
 def describe_records(host: PluginHost, kind: str | None = None) -> list[Mapping[str, str]]:
@@ -330,11 +339,13 @@ def describe_records(host: PluginHost, kind: str | None = None) -> list[Mapping[
     rows: list[Mapping[str, str]] = []
     for k in KINDS if kind is None else [kind]:
         for p in host.records(k):
-            rows.append({
-                "kind": k,
-                "name": p.name,
-                "distribution": p.distribution,
-                "version": p.version,
-                "summary": getattr(p.record, "summary", ""),
-            })
+            rows.append(
+                {
+                    "kind": k,
+                    "name": p.name,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "summary": getattr(p.record, "summary", ""),
+                }
+            )
     return rows

@@ -1,14 +1,10 @@
-"""The executor <-> runtime protocol: frame types, validation, CBOR codec and framing (CONTRACT_IPC)."""
+"""The executor <-> runtime protocol: frame types, validation, CBOR codec and framing (CONTRACT_IPC).
 
-from quarry_core.protocol.codec import (
-    EndOfStream,
-    FrameReader,
-    TruncatedFrame,
-    decode_payload,
-    encode_frame,
-    encode_map,
-    read_frame_sync,
-)
+The codec names load lazily so that importing constants or frame types does not import ``cbor2``.
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from quarry_core.protocol.constants import (
     CONTRACT_VERSION,
     CONTROL_FRAME_TYPES,
@@ -47,7 +43,15 @@ from quarry_core.protocol.frames import (
     parse_executor_frame,
     validate_payload,
 )
-from quarry_core.protocol.values import check_json_value, json_value_error, normalise_ts, parse_version, utc_now_ts
+from quarry_core.protocol.values import (
+    check_json_value,
+    format_ts,
+    json_value_error,
+    normalise_ts,
+    parse_version,
+    sidecar_filename_error,
+    utc_now_ts,
+)
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -88,12 +92,37 @@ __all__ = [
     "decode_payload",
     "encode_frame",
     "encode_map",
+    "format_ts",
     "json_value_error",
     "normalise_ts",
     "parse_control_frame",
     "parse_executor_frame",
     "parse_version",
     "read_frame_sync",
+    "sidecar_filename_error",
     "utc_now_ts",
     "validate_payload",
 ]
+
+_CODEC_NAMES = frozenset(
+    {"EndOfStream", "FrameReader", "TruncatedFrame", "decode_payload", "encode_frame", "encode_map", "read_frame_sync"}
+)
+
+if TYPE_CHECKING:
+    from quarry_core.protocol.codec import (
+        EndOfStream,
+        FrameReader,
+        TruncatedFrame,
+        decode_payload,
+        encode_frame,
+        encode_map,
+        read_frame_sync,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CODEC_NAMES:
+        from quarry_core.protocol import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'quarry_core.protocol' has no attribute {name!r}")

@@ -220,10 +220,11 @@ class Event:
         return d
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> Event:
+    def from_wire(cls, d: Mapping[str, Any], *, check_payload: bool = True) -> Event:
         """Validate the version (first), the envelope keys and the payload schema (runtime rules 3, 4, 7).
 
-        Run identity and ``seq`` order are the ingestion loop's business, not this decoder's.
+        Run identity and ``seq`` order are the ingestion loop's business, not this decoder's; it passes
+        ``check_payload=False`` and calls :func:`validate_payload` after them to keep the contract's order.
         """
         if "contract_version" not in d or d["contract_version"] is None:
             raise StreamError("invalid envelope: contract_version: missing")
@@ -244,7 +245,8 @@ class Event:
         payload = d.get("payload")
         if not isinstance(payload, Mapping):
             raise StreamError(
-                "invalid envelope: payload: missing" if payload is None
+                "invalid envelope: payload: missing"
+                if payload is None
                 else f"invalid envelope: payload: expected map, got {type(payload).__name__}"
             )
         attempt = _uint(d, "attempt", where, minimum=1)
@@ -252,7 +254,8 @@ class Event:
         parent = _text(d, "parent_run_id", where, required=False)
         spawned = _text(d, "spawned_by_run_id", where, required=False)
         depth = _uint(d, "depth", where, required=False, minimum=1)
-        validate_payload(etype, payload)
+        if check_payload:
+            validate_payload(etype, payload)
         return cls(
             event_id=event_id or "",
             run_id=run_id or "",
@@ -435,7 +438,7 @@ _EXECUTOR_FRAME_CLASSES: dict[str, type[ArtifactChunk | FileWrite | FileWriteChu
 }
 
 
-def parse_executor_frame(d: Mapping[str, Any]) -> ExecutorFrame:
+def parse_executor_frame(d: Mapping[str, Any], *, check_payload: bool = True) -> ExecutorFrame:
     """Turn a decoded map from the executor's stdout into a frame, enforcing the contract.
 
     Raises ``StreamError`` for an unknown or missing ``type`` and any rule broken, and
@@ -445,7 +448,7 @@ def parse_executor_frame(d: Mapping[str, Any]) -> ExecutorFrame:
     if not isinstance(ftype, str):
         raise StreamError("invalid frame: type: missing or not text")
     if ftype in EVENT_TYPES:
-        return Event.from_wire(d)
+        return Event.from_wire(d, check_payload=check_payload)
     cls = _EXECUTOR_FRAME_CLASSES.get(ftype)
     if cls is None:
         raise StreamError(f"invalid frame: unknown frame type {ftype!r}")
@@ -594,7 +597,11 @@ class ProxyUpdate:
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "type": "proxy_update", "run_id": self.run_id, "seq": self.seq, "ok": self.ok, "changed": self.changed,
+            "type": "proxy_update",
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "ok": self.ok,
+            "changed": self.changed,
         }
         if self.proxy is not None:
             d["proxy"] = self.proxy

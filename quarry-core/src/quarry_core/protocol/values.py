@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["check_json_value", "json_value_error", "normalise_ts", "parse_version", "utc_now_ts"]
+__all__ = [
+    "check_json_value",
+    "format_ts",
+    "json_value_error",
+    "normalise_ts",
+    "parse_version",
+    "sidecar_filename_error",
+    "utc_now_ts",
+]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -89,3 +97,26 @@ def normalise_ts(text: str) -> str:
     if dt.tzinfo is None:
         raise ValueError(f"timestamp has no UTC offset: {text!r}")
     return format_ts(dt)
+
+
+def sidecar_filename_error(name: object) -> str | None:
+    """Why ``name`` is not a valid ``ctx.storage.put`` filename, or ``None`` (CONTRACT_EMIT, storage API).
+
+    Non-empty, at most 255 UTF-8 bytes, no ``/``, ``\\``, NUL or control characters, not ``.``/``..`` and no
+    ``..`` component, not ending in ``.meta.json`` (reserved for companions).
+    """
+    if not isinstance(name, str):
+        return f"filename must be a string, got {type(name).__name__}"
+    if not name:
+        return "filename must not be empty"
+    if len(name.encode("utf-8", "surrogatepass")) > 255:
+        return "filename is longer than 255 UTF-8 bytes"
+    if "/" in name or "\\" in name:
+        return f"filename must not contain path separators: {name!r}"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return f"filename must not contain NUL or control characters: {name!r}"
+    if name in (".", "..") or ".." in name:
+        return f"filename must not be '.' or contain '..': {name!r}"
+    if name.endswith(".meta.json"):
+        return f"filename must not end in .meta.json (reserved for metadata companions): {name!r}"
+    return None

@@ -1,0 +1,64 @@
+"""Retry helpers shared by ingestion policies (policies.md §4, §5.5), Lode and adapters.
+
+The backoff before retry ``i`` (1-based) is ``base * 2^(i-1)``, capped at ``cap``: with the defaults
+100 ms, 200 ms, 400 ms, … 5 s. :func:`new_snapshot_id` makes ids in Lode's snapshot-id format, so a
+caller can pick the id of a commit before the first attempt and reuse it on every retry.
+
+This module imports nothing heavy; it is safe to use from ``hooks.py`` modules.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+__all__ = [
+    "DEFAULT_BACKOFF_BASE",
+    "DEFAULT_BACKOFF_CAP",
+    "SNAPSHOT_ID_PATTERN",
+    "backoff_delay",
+    "backoff_delays",
+    "new_snapshot_id",
+]
+
+#: Delay before the first retry, in seconds.
+DEFAULT_BACKOFF_BASE = 0.1
+#: Upper bound of any single delay, in seconds.
+DEFAULT_BACKOFF_CAP = 5.0
+
+#: ``<20-digit unix nanoseconds>-<8 lowercase hex>``, the Lode snapshot-id format.
+SNAPSHOT_ID_PATTERN = re.compile(r"^[0-9]{20}-[0-9a-f]{8}$")
+
+
+def backoff_delay(retry: int, *, base: float = DEFAULT_BACKOFF_BASE, cap: float = DEFAULT_BACKOFF_CAP) -> float:
+    """Seconds to wait before retry number ``retry`` (1 = the first retry): ``min(cap, base * 2^(retry-1))``.
+
+    >>> [backoff_delay(i) for i in (1, 2, 3, 7, 8)]
+    [0.1, 0.2, 0.4, 5.0, 5.0]
+
+    Raises ``ValueError`` for ``retry < 1`` or a negative ``base``/``cap``.
+    """
+    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 1:
+        raise ValueError(f"retry must be an integer >= 1, got {retry!r}")
+    if base < 0 or cap < 0:
+        raise ValueError("base and cap must be >= 0")
+    # 2 ** 1000 is still exact for ints; avoid float overflow for absurd retry numbers by capping early.
+    if retry > 64:
+        return float(cap)
+    return float(min(cap, base * (1 << (retry - 1))))
+
+
+def backoff_delays(
+    retries: int, *, base: float = DEFAULT_BACKOFF_BASE, cap: float = DEFAULT_BACKOFF_CAP
+) -> list[float]:
+    """The delays before retries ``1..retries``; empty for ``retries <= 0``."""
+    return [backoff_delay(i, base=base, cap=cap) for i in range(1, retries + 1)]
+
+
+def new_snapshot_id() -> str:
+    """A fresh snapshot id, ``f"{time.time_ns():020d}-{8 hex}"`` (lode.md snapshot ids).
+
+    Ids sort by creation time; the random suffix keeps two ids taken in the same nanosecond apart.
+    """
+    return f"{time.time_ns():020d}-{secrets.token_hex(4)}"

@@ -1,0 +1,219 @@
+"""The ingestion loop: read frames in arrival order, enforce the contract, route through the policy.
+
+Per frame, the first failure decides (CONTRACT_RUN, ingestion order): decode → dispatch on ``type`` → version →
+envelope → run identity → ``seq`` → payload → no terminal yet → side effects (artifact commit, enqueue,
+rotate_proxy) → ``await policy.ingest_event``. Awaiting the policy before the next read is the only
+backpressure; nothing is buffered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchError
+from quarry_core.interfaces import IngestionPolicy
+from quarry_core.protocol.codec import EndOfStream, FrameReader, TruncatedFrame, decode_payload
+from quarry_core.protocol.frames import (
+    ArtifactChunk,
+    Event,
+    FileWrite,
+    FileWriteChunk,
+    ProxyUpdate,
+    RunResult,
+    parse_executor_frame,
+    validate_payload,
+)
+from quarry_core.runtime.artifacts import ArtifactManager
+from quarry_core.runtime.metrics import Collector
+from quarry_core.runtime.sidecars import SidecarWriter
+
+__all__ = ["IngestResult", "Ingestor", "RunIdentity"]
+
+
+@attrs.frozen
+class RunIdentity:
+    run_id: str
+    attempt: int
+    job_id: str | None = None
+    parent_run_id: str | None = None
+    spawned_by_run_id: str | None = None
+    depth: int | None = None
+
+
+@attrs.define
+class IngestResult:
+    """What ingestion saw; the classifier reads it."""
+
+    terminal: Event | None = None
+    run_result: RunResult | None = None
+    last_seq: int = 0
+    stream_error: str | None = None
+    version_error: VersionMismatchError | None = None
+    policy_error: str | None = None
+    last_error: str | None = None
+
+    @property
+    def fatal(self) -> bool:
+        return bool(self.stream_error or self.version_error or self.policy_error)
+
+
+class Ingestor:
+    """Reads one run's frames and drives its policy."""
+
+    def __init__(
+        self,
+        *,
+        identity: RunIdentity,
+        policy: IngestionPolicy,
+        metrics: Collector,
+        sidecars: SidecarWriter,
+        send_control: Callable[[Any], Awaitable[None]],
+        on_enqueue: Callable[[Event], Awaitable[None]] | None = None,
+        on_rotate_proxy: Callable[[Event], Awaitable[ProxyUpdate]] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.policy = policy
+        self.metrics = metrics
+        self.sidecars = sidecars
+        self.artifacts = ArtifactManager()
+        self._send_control = send_control
+        self._on_enqueue = on_enqueue
+        self._on_rotate_proxy = on_rotate_proxy
+        self.result = IngestResult()
+        self._warned_no_pool = False
+        self.stopping = False  # set when the runtime stops the executor itself: read errors are then expected
+
+    async def run(self, reader: FrameReader) -> IngestResult:
+        """Ingest until a clean end of stream or the first fatal error."""
+        res = self.result
+        while True:
+            try:
+                body = await reader.read_body()
+            except EndOfStream:
+                break
+            except FrameDecodeError as exc:
+                counted = not isinstance(exc, TruncatedFrame) and "exceeds the limit" not in str(exc)
+                if counted:
+                    self.metrics.inc("ipc_decode_errors_total")
+                self._framing_failure(str(exc))
+                break
+            except (OSError, ConnectionError) as exc:
+                self._framing_failure(f"pipe read error: {exc}")
+                break
+            finally:
+                self.metrics.set("ipc_frames_received_total", reader.frames)
+            try:
+                frame_map = decode_payload(body)
+            except FrameDecodeError as exc:
+                self.metrics.inc("ipc_decode_errors_total")
+                self._framing_failure(str(exc))
+                break
+            try:
+                await self._dispatch(frame_map)
+            except VersionMismatchError as exc:
+                res.version_error = exc
+                res.last_error = str(exc)
+                break
+            except StreamError as exc:
+                res.stream_error = str(exc)
+                res.last_error = str(exc)
+                break
+            if res.policy_error:
+                break
+        return res
+
+    def _framing_failure(self, message: str) -> None:
+        res = self.result
+        res.last_error = message
+        if res.terminal is not None or self.stopping:
+            logger.warning("Warning: executor stream ended irregularly after the terminal event: {}", message)
+            return
+        res.stream_error = message
+
+    async def _dispatch(self, d: dict[str, Any]) -> None:
+        frame = parse_executor_frame(d, check_payload=False)
+        if isinstance(frame, Event):
+            await self._on_event(frame)
+        elif isinstance(frame, ArtifactChunk):
+            await self._on_chunk(frame)
+        elif isinstance(frame, FileWrite):
+            await self.sidecars.on_file_write(frame, terminated=self.result.terminal is not None)
+        elif isinstance(frame, FileWriteChunk):
+            await self.sidecars.on_file_write_chunk(frame, terminated=self.result.terminal is not None)
+        else:
+            self._on_run_result(frame)
+
+    def _check_identity(self, event: Event) -> None:
+        ident = self.identity
+        if event.run_id != ident.run_id:
+            raise StreamError(f"invalid envelope: run_id: expected {ident.run_id!r}, got {event.run_id!r}")
+        if event.attempt != ident.attempt:
+            raise StreamError(f"invalid envelope: attempt: expected {ident.attempt}, got {event.attempt}")
+        for key in ("job_id", "parent_run_id", "spawned_by_run_id", "depth"):
+            got = getattr(event, key)
+            if got is not None and got != getattr(ident, key):
+                raise StreamError(f"invalid envelope: {key}: expected {getattr(ident, key)!r}, got {got!r}")
+
+    async def _on_event(self, event: Event) -> None:
+        res = self.result
+        self._check_identity(event)
+        expected = res.last_seq + 1
+        if event.seq != expected:
+            raise StreamError(f"sequence violation: expected {expected}, got {event.seq}")
+        validate_payload(event.type, event.payload)
+        if res.terminal is not None:
+            raise StreamError(f"protocol violation: {event.type} event after terminal (seq {event.seq})")
+        res.last_seq = event.seq
+        etype = event.type
+        if etype == "artifact":
+            self.artifacts.on_commit(event)
+        elif etype == "enqueue":
+            if self._on_enqueue is not None:
+                await self._on_enqueue(event)
+        elif etype == "rotate_proxy":
+            await self._answer_rotation(event)
+        try:
+            await self.policy.ingest_event(event)
+        except Exception as exc:
+            res.policy_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            res.last_error = res.policy_error
+            return
+        if event.is_terminal:
+            res.terminal = event
+
+    async def _answer_rotation(self, event: Event) -> None:
+        if self._on_rotate_proxy is not None:
+            reply = await self._on_rotate_proxy(event)
+        else:
+            if not self._warned_no_pool:
+                self._warned_no_pool = True
+                logger.warning("Warning: rotate_proxy requested but no proxy pool is configured")
+            reply = ProxyUpdate(run_id=self.identity.run_id, seq=event.seq, ok=False, error="no proxy pool configured")
+        try:
+            await self._send_control(reply)
+        except Exception as exc:
+            logger.debug("could not deliver proxy_update: {}", exc)
+
+    async def _on_chunk(self, chunk: ArtifactChunk) -> None:
+        res = self.result
+        if res.terminal is not None:
+            raise StreamError(f"protocol violation: artifact_chunk after terminal (artifact {chunk.artifact_id})")
+        self.artifacts.on_chunk(chunk)
+        try:
+            await self.policy.ingest_chunk(chunk)
+        except Exception as exc:
+            res.policy_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            res.last_error = res.policy_error
+
+    def _on_run_result(self, result: RunResult) -> None:
+        res = self.result
+        if result.run_id != self.identity.run_id:
+            raise StreamError(f"invalid run_result: run_id: expected {self.identity.run_id!r}, got {result.run_id!r}")
+        if res.run_result is not None:
+            logger.warning("Warning: duplicate run_result ignored")
+            return
+        res.run_result = result

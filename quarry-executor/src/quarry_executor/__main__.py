@@ -1,0 +1,165 @@
+"""``python -m quarry_executor [--validate SCRIPT]``: the executor child process (wire.md §11).
+
+Run mode (no arguments): line 1 of stdin is the run request (JSON, ≤ 16 MiB); frames go to stdout; exit 0
+(completed), 1 (script error or canceled), 2 (crash), 3 (unusable run request, reason on stderr).
+
+``--validate SCRIPT`` loads the script and prints ``{"valid": true, "exports": {"run": true, "hooks": [...]}}``
+(exit 0) or ``{"valid": false, "error": "..."}`` (exit 1); no script path → exit 3.
+
+The stdout guard is installed before anything else is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from quarry_executor.guard import install_stdout_guard
+
+__all__ = ["main"]
+
+_USAGE = """usage: python -m quarry_executor [--validate SCRIPT]
+
+  (no arguments)     run one script: the run request is line 1 of stdin, frames go to stdout
+  --validate SCRIPT  load SCRIPT and print what it exports as JSON
+"""
+
+EXIT_OK = 0
+EXIT_CRASH = 2
+EXIT_BAD_REQUEST = 3
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"quarry-executor: {message}\n")
+    sys.stderr.flush()
+
+
+def _write_out(fd: int, text: str) -> None:
+    data = text.encode("utf-8")
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def _validate(ipc_fd: int, args: list[str]) -> int:
+    import json
+
+    from quarry_core.errors import ScriptLoadError
+
+    from quarry_executor.loader import HOOK_NAMES, load_script
+
+    if not args or not args[0]:
+        _write_out(ipc_fd, json.dumps({"valid": False, "error": "--validate needs a script path"}) + "\n")
+        return EXIT_BAD_REQUEST
+    path = os.path.abspath(args[0])
+    try:
+        script = load_script(path)
+    except ScriptLoadError as exc:
+        _write_out(ipc_fd, json.dumps({"valid": False, "error": str(exc)}) + "\n")
+        return 1
+    hooks = [name for name in HOOK_NAMES if name in script.hooks]
+    _write_out(ipc_fd, json.dumps({"valid": True, "exports": {"run": True, "hooks": hooks}}) + "\n")
+    return EXIT_OK
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def _run(ipc_fd: int) -> int:
+    import asyncio
+    import json
+    import signal
+
+    from quarry_core.protocol import RunRequest, RunRequestError
+
+    from quarry_executor.channel import Channel, FrameWriter, RequestLineError, StdinReader
+    from quarry_executor.diag import warn
+    from quarry_executor.host import SIGTERM_GRACE, ScriptHost
+
+    stdin = StdinReader(0)
+    await stdin.open()
+    try:
+        line = await stdin.read_request_line()
+    except RequestLineError as exc:
+        _err(str(exc))
+        return EXIT_BAD_REQUEST
+    try:
+        raw = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        _err(f"invalid run request: invalid JSON: {exc}")
+        return EXIT_BAD_REQUEST
+    try:
+        request = RunRequest.from_wire(raw)
+    except RunRequestError as exc:
+        _err(f"invalid run request: {exc}")
+        return EXIT_BAD_REQUEST
+    if isinstance(raw, dict) and raw.get("storage") is not None and not isinstance(raw["storage"], dict):
+        warn("run request: storage is not an object; ignored")
+
+    writer = FrameWriter(ipc_fd)
+    await writer.open()
+    channel = Channel(writer, stdin)
+    host = ScriptHost(request, channel)
+    channel.start_reader(host.on_cancel_frame)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, host.request_cancel, "signal", SIGTERM_GRACE)
+    try:
+        code = await host.execute()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    await channel.stop_reader()
+    await writer.close()
+    return code
+
+
+def _dispatch(ipc_fd: int, args: list[str]) -> int:
+    if not args:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(_run(ipc_fd))
+    first = args[0]
+    if first in ("-h", "--help"):
+        sys.stderr.write(_USAGE)
+        return EXIT_OK
+    if first == "--validate":
+        return _validate(ipc_fd, args[1:])
+    if first.startswith("--validate="):
+        return _validate(ipc_fd, [first.split("=", 1)[1]])
+    if first == "--warm":
+        _err("--warm (warm executors) is not supported by this version of quarry-executor; start it without --warm")
+        return EXIT_CRASH
+    if first == "--browser-server":
+        _err("--browser-server is not supported by this version of quarry-executor")
+        return EXIT_CRASH
+    _err(f"unknown argument {first!r}\n{_USAGE}")
+    return EXIT_BAD_REQUEST
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m quarry_executor`` and the ``quarry-executor`` console script."""
+    ipc_fd = install_stdout_guard()
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime sends ``cancel``; SIGTERM cancels too
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _dispatch(ipc_fd, args)
+    except BaseException:
+        import traceback
+
+        _err("internal error")
+        traceback.print_exc(file=sys.stderr)
+        code = EXIT_CRASH
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    # os._exit: a script's stray tasks or threads must not keep a finished run alive
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The Quarry storage backend ``lode`` (``quarry_core.interfaces.StorageBackend`` / ``RunStorage``).
+
+The runtime builds one :class:`LodeBackend` per process from a ``StorageConfig`` and opens one
+:class:`LodeRunStorage` per run. Every write is one snapshot (lode.md §5); blocking fsspec/pyarrow work
+runs in worker threads, and every storage failure surfaces as a classified ``StorageError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from quarry_core.interfaces import RunPartition, SidecarFile, StorageConfig
+
+from quarry_lode.codecs import parse_ts, prepare_record
+from quarry_lode.dataset import CommitResult, Dataset, Groups, root_url
+from quarry_lode.errors import classify
+from quarry_lode.escaping import escape_value
+from quarry_lode.layout import TABLE_EVENT_TYPES, Partition
+from quarry_lode.pointer import fs_protocol, pointer_store_for
+from quarry_lode.settings import resolve_location
+from quarry_lode.sidecar import SidecarWriter
+from quarry_lode.snapshot import is_snapshot_id, new_snapshot_id
+
+if TYPE_CHECKING:
+    from quarry_core.protocol.frames import ArtifactChunk, Event
+
+__all__ = ["RECORD_TABLES", "WRITER", "LodeBackend", "LodeRunStorage", "event_row", "make_backend"]
+
+#: ``metadata.writer`` of every manifest Quarry writes.
+WRITER = "quarry-lode/0.1.0"
+#: Tables ``write_records`` accepts.
+RECORD_TABLES: tuple[str, ...] = ("runs", "metrics", "outbox")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_row(event: Event, policy: str) -> dict[str, Any]:
+    """The ``events`` row of one event (``artifact`` events become ``artifact_event`` rows)."""
+    row: dict[str, Any] = {
+        "record_kind": "event",
+        "contract_version": event.contract_version,
+        "event_id": event.event_id,
+        "seq": event.seq,
+        "type": event.type,
+        "ts": parse_ts(event.ts),
+        "payload": _json(event.payload),
+        "attempt": event.attempt,
+        "job_id": event.job_id,
+        "parent_run_id": event.parent_run_id,
+        "spawned_by_run_id": event.spawned_by_run_id,
+        "depth": event.depth,
+        "policy": policy,
+        "artifact_id": None,
+        "name": None,
+        "content_type": None,
+        "size_bytes": None,
+    }
+    if event.type == "artifact":
+        p = event.payload
+        size = p.get("size_bytes")
+        row.update(
+            record_kind="artifact_event",
+            artifact_id=p.get("artifact_id"),
+            name=p.get("name"),
+            content_type=p.get("content_type"),
+            size_bytes=int(size) if isinstance(size, int) and not isinstance(size, bool) else None,
+        )
+    return row
+
+
+class LodeRunStorage:
+    """Storage bound to one run's partition (``quarry_core.interfaces.RunStorage``)."""
+
+    def __init__(self, dataset: Dataset, partition: RunPartition, *, writer: str = WRITER) -> None:
+        for key in ("source", "category", "day", "run_id"):
+            escape_value(getattr(partition, key), what=key)
+        Partition(partition.source, partition.category, partition.day, partition.run_id, "x").relpath()
+        self.dataset = dataset
+        self.partition = partition
+        self._writer = writer
+        self._offsets: dict[str, int] = {}
+        self._sidecars = SidecarWriter(dataset, partition)
+        self._retries = 0
+        self._foreign_ids: dict[str, str] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _part(self, event_type: str) -> Partition:
+        p = self.partition
+        return Partition(p.source, p.category, p.day, p.run_id, event_type)
+
+    def _snapshot_id(self, given: str | None) -> str | None:
+        """Lode ids pass through; any other token maps to one stable Lode id for this run (retries)."""
+        if given is None or is_snapshot_id(given):
+            return given
+        if given not in self._foreign_ids:
+            self._foreign_ids[given] = new_snapshot_id()
+        return self._foreign_ids[given]
+
+    def _metadata(self, pending: list[dict[str, Any]] | None) -> dict[str, Any]:
+        md: dict[str, Any] = {"run_id": self.partition.run_id, "writer": self._writer}
+        if pending:
+            md["sidecar_files"] = pending
+        return md
+
+    async def _commit(
+        self, groups: Groups, *, with_sidecars: bool, snapshot_id: str | None
+    ) -> tuple[CommitResult | None, list[dict[str, Any]]]:
+        if self._closed:
+            raise RuntimeError("run storage is closed")
+        pending = self._sidecars.pending() if with_sidecars else []
+        result = await asyncio.to_thread(
+            self.dataset.commit, groups, metadata=self._metadata(pending), snapshot_id=snapshot_id
+        )
+        if result is not None:
+            self._retries += result.retries
+            if result.created and pending:
+                self._sidecars.clear(pending)
+        return result, pending
+
+    # ------------------------------------------------------------------ RunStorage
+
+    async def write_events(
+        self, events: Sequence[Event], *, policy: str, snapshot_id: str | None = None
+    ) -> str | None:
+        """Write one batch of events as one snapshot (one file per ``event_type``, rows in seq order)."""
+        if not events:
+            return None
+        by_type: dict[str, list[Event]] = defaultdict(list)
+        for event in events:
+            if event.run_id != self.partition.run_id:
+                raise ValueError(f"event {event.event_id} belongs to run {event.run_id!r}, not {self.partition.run_id!r}")
+            by_type[event.type].append(event)
+        groups: dict[tuple[str, Partition], list[dict[str, Any]]] = {
+            ("events", self._part(etype)): [event_row(e, policy) for e in sorted(evs, key=lambda e: e.seq)]
+            for etype, evs in by_type.items()
+        }
+        result, _ = await self._commit(groups, with_sidecars=True, snapshot_id=self._snapshot_id(snapshot_id))
+        return result.snapshot_id if result else None
+
+    async def write_chunks(self, chunks: Sequence[ArtifactChunk], *, snapshot_id: str | None = None) -> str | None:
+        """Write artifact chunks as one snapshot; offsets advance only after a successful commit."""
+        if not chunks:
+            return None
+        offsets = dict(self._offsets)
+        rows: list[dict[str, Any]] = []
+        for chunk in chunks:
+            offset = offsets.get(chunk.artifact_id, 0)
+            data = bytes(chunk.data)
+            rows.append(
+                {
+                    "record_kind": "artifact_chunk",
+                    "artifact_id": chunk.artifact_id,
+                    "seq": chunk.seq,
+                    "is_last": chunk.is_last,
+                    "offset": offset,
+                    "length": len(data),
+                    "data": data,
+                    "checksum": hashlib.md5(data).hexdigest(),
+                    "checksum_algo": "md5",
+                }
+            )
+            offsets[chunk.artifact_id] = offset + len(data)
+        groups = {("chunks", self._part(TABLE_EVENT_TYPES["chunks"])): rows}
+        result, _ = await self._commit(groups, with_sidecars=False, snapshot_id=self._snapshot_id(snapshot_id))
+        self._offsets = offsets
+        return result.snapshot_id if result else None
+
+    async def write_records(self, records: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
+        """Write run-level records (``runs``, ``metrics``, ``outbox``) in one snapshot.
+
+        Unknown tables or fields raise ``ValueError``; timestamps are RFC 3339 strings.
+        """
+        groups: dict[tuple[str, Partition], list[dict[str, Any]]] = {}
+        for table, rows in records.items():
+            if table not in RECORD_TABLES:
+                raise ValueError(f"unknown record table {table!r} (valid: {', '.join(RECORD_TABLES)})")
+            if not rows:
+                continue
+            part = self._part(TABLE_EVENT_TYPES[table])
+            values = part.values()
+            groups[(table, part)] = [prepare_record(table, r, values) for r in rows]
+        if not groups:
+            return None
+        result, _ = await self._commit(groups, with_sidecars=True, snapshot_id=None)
+        return result.snapshot_id if result else None
+
+    async def put_file(self, filename: str, content_type: str, data: bytes | BinaryIO) -> SidecarFile:
+        """Create-only sidecar write; ``PathExistsError`` (kind ``path_exists``) for a repeated name."""
+        if self._closed:
+            raise RuntimeError("run storage is closed")
+        return await asyncio.to_thread(self._sidecars.put, filename, content_type, data)
+
+    def pending_sidecars(self) -> list[dict[str, Any]]:
+        """Sidecar inventory not yet recorded in a snapshot's metadata."""
+        return self._sidecars.pending()
+
+    @property
+    def write_retries(self) -> int:
+        """Pointer compare-and-swap retries of this run's commits so far."""
+        return self._retries
+
+    async def close(self) -> None:
+        """Stop accepting writes (nothing is buffered here)."""
+        self._closed = True
+
+
+class LodeBackend:
+    """The ``lode`` storage backend (``quarry_core.interfaces.StorageBackend``)."""
+
+    def __init__(self, config: StorageConfig) -> None:
+        from fsspec.core import url_to_fs
+
+        location = resolve_location(config)
+        try:
+            fs, root = url_to_fs(location.url, **dict(location.storage_options))
+        except Exception as exc:
+            raise classify(exc, "init", location.url) from exc
+        self.config = config
+        self.location = location
+        self.fs = fs
+        self.protocol: str = fs_protocol(fs)
+        self.root_url: str = root_url(fs, root)
+        self.dataset = Dataset(
+            fs,
+            root,
+            config.dataset,
+            codec=config.codec,
+            compression=config.compression,
+            store=pointer_store_for(fs, conditional_writes=location.conditional_writes),
+        )
+
+    def open_run(self, partition: RunPartition) -> LodeRunStorage:
+        """Storage for one run; ``ValueError`` for partition values that cannot be stored."""
+        return LodeRunStorage(self.dataset, partition)
+
+    def events_path(self, partition: RunPartition) -> str:
+        """``<root URL>/datasets/<dataset>/events/source=…/category=…/day=…/run_id=…`` (``storage_path``)."""
+        part = Partition(partition.source, partition.category, partition.day, partition.run_id, "x").relpath()
+        return f"{self.root_url.rstrip('/')}/datasets/{self.dataset.name}/events/{part.rsplit('/', 1)[0]}"
+
+    async def close(self) -> None:
+        """Nothing to release (fsspec filesystems are cached by fsspec)."""
+
+
+def make_backend(config: StorageConfig) -> LodeBackend:
+    """Factory of the ``lode`` storage backend plugin."""
+    return LodeBackend(config)

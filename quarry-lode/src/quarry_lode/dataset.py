@@ -1,0 +1,229 @@
+"""A writable Lode dataset and the commit protocol of lode.md §5.
+
+``Dataset.write(groups, *, metadata, snapshot_id=None)`` writes one snapshot:
+
+1. nothing to write → ``None``;
+2. use or create the id; if its manifest exists, return it (already committed, idempotent retry);
+3. write one data file per (table, partition), replacing a leftover of an uncommitted attempt;
+4. read the pointer (``parent_snapshot_id``), then create the manifest create-only; "already exists" means
+   an earlier attempt committed, which is success;
+5. advance the pointer; a failure there is only a warning, the snapshot stays committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from loguru import logger
+
+from quarry_lode.codecs import TS_COLUMNS, encode_rows, format_ts
+from quarry_lode.errors import classify
+from quarry_lode.layout import Layout, Partition, data_extension, validate_dataset_name
+from quarry_lode.manifest import Manifest, ManifestFile
+from quarry_lode.pointer import PointerStore, fs_protocol, pointer_store_for
+from quarry_lode.settings import validate_codec
+from quarry_lode.snapshot import is_snapshot_id, new_snapshot_id
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+__all__ = ["CommitResult", "Dataset", "Groups", "display_path", "root_url"]
+
+#: (table, partition) → rows of that table's schema.
+Groups = Mapping[tuple[str, Partition], Sequence[Mapping[str, Any]]]
+
+
+@attrs.frozen
+class CommitResult:
+    """Outcome of one :meth:`Dataset.commit`.
+
+    ``created`` is ``False`` when the snapshot was already committed (by an earlier attempt);
+    ``retries`` counts pointer compare-and-swap retries; ``pointer_advanced`` whether we moved ``_latest``.
+    """
+
+    snapshot_id: str
+    created: bool
+    retries: int = 0
+    pointer_advanced: bool = False
+    manifest: Manifest | None = None
+
+
+def display_path(fs: AbstractFileSystem, path: str) -> str:
+    """A path as shown in errors: plain for local disks, ``<protocol>://<path>`` elsewhere."""
+    protocol = fs_protocol(fs)
+    if protocol == "file":
+        return path
+    return f"{protocol}://{path.lstrip('/')}"
+
+
+def root_url(fs: AbstractFileSystem, path: str) -> str:
+    """A URL for a root path: ``file:///abs/path`` for local disks, ``<protocol>://<path>`` elsewhere."""
+    protocol = fs_protocol(fs)
+    if protocol == "file":
+        return "file://" + path
+    return display_path(fs, path)
+
+
+class Dataset:
+    """A named dataset under a storage root, for writing snapshots.
+
+    ``fs`` is an fsspec filesystem and ``root`` a path in its own form (what ``url_to_fs`` returns). Safe to
+    use from several threads; the commit protocol makes concurrent writers (threads or processes) safe.
+    """
+
+    def __init__(
+        self,
+        fs: AbstractFileSystem,
+        root: str,
+        name: str = "quarry",
+        *,
+        codec: str = "parquet",
+        compression: str | None = None,
+        store: PointerStore | None = None,
+    ) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/") or "/"
+        self.name = validate_dataset_name(name)
+        self.codec, self.compression = validate_codec(codec, compression)
+        self.layout = Layout(self.root, self.name)
+        self.store = store if store is not None else pointer_store_for(fs)
+        self.protocol = fs_protocol(fs)
+        self._lock = threading.Lock()
+        self._retries = 0
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        name: str = "quarry",
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        codec: str = "parquet",
+        compression: str | None = None,
+    ) -> Dataset:
+        """Open ``<url>/datasets/<name>`` for writing (``url`` may be a plain local directory)."""
+        from fsspec.core import url_to_fs
+
+        options = dict(storage_options or {})
+        conditional = str(options.pop("conditional_writes", "true")).lower() not in ("false", "0", "no")
+        fs, root = url_to_fs(url, **options)
+        return cls(
+            fs,
+            root,
+            name,
+            codec=codec,
+            compression=compression,
+            store=pointer_store_for(fs, conditional_writes=conditional),
+        )
+
+    @property
+    def write_retries(self) -> int:
+        """Pointer compare-and-swap retries of every commit through this object."""
+        return self._retries
+
+    def display(self, path: str) -> str:
+        """``path`` as shown in error messages."""
+        return display_path(self.fs, path)
+
+    def manifest_exists(self, snapshot_id: str) -> bool:
+        """Whether ``snapshot_id`` is committed."""
+        path = self.layout.manifest_path(snapshot_id)
+        try:
+            return bool(self.fs.exists(path))
+        except Exception as exc:
+            raise classify(exc, "read", self.display(path)) from exc
+
+    def write(self, groups: Groups, *, metadata: Mapping[str, Any], snapshot_id: str | None = None) -> str | None:
+        """Commit ``groups`` as one snapshot; return its id, or ``None`` when there is nothing to write."""
+        result = self.commit(groups, metadata=metadata, snapshot_id=snapshot_id)
+        return result.snapshot_id if result is not None else None
+
+    def commit(
+        self, groups: Groups, *, metadata: Mapping[str, Any], snapshot_id: str | None = None
+    ) -> CommitResult | None:
+        """Like :meth:`write`, returning the details. Failures raise classified ``StorageError``s."""
+        todo = {key: rows for key, rows in groups.items() if rows}
+        if not todo:
+            return None
+        sid = snapshot_id if snapshot_id is not None else new_snapshot_id()
+        if not is_snapshot_id(sid):
+            raise ValueError(f"not a snapshot id: {sid!r} (expected <20-digit ns>-<8 hex>)")
+        if self.manifest_exists(sid):
+            return CommitResult(sid, created=False)
+
+        ext = data_extension(self.codec, self.compression)
+        files: list[ManifestFile] = []
+        for table, partition in sorted(todo, key=lambda k: (k[0], k[1].relpath())):
+            rows = todo[(table, partition)]
+            relpath = self.layout.data_relpath(table, partition, sid, ext)
+            path = self.layout.path(relpath)
+            data = encode_rows(table, rows, self.codec, self.compression)
+            try:
+                self.store.put(path, data)
+            except Exception as exc:
+                raise classify(exc, "write", self.display(path)) from exc
+            min_ts, max_ts = _ts_range(table, rows)
+            files.append(
+                ManifestFile(
+                    path=relpath,
+                    table=table,
+                    partition=partition.values(),
+                    row_count=len(rows),
+                    size_bytes=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    min_ts=min_ts,
+                    max_ts=max_ts,
+                )
+            )
+
+        pointer = self.layout.pointer_path
+        try:
+            parent = self.store.read_pointer(pointer)
+        except Exception as exc:  # informative only
+            logger.debug("reading {} failed: {}", pointer, exc)
+            parent = None
+        manifest = Manifest(
+            dataset_id=self.name,
+            snapshot_id=sid,
+            parent_snapshot_id=parent,
+            created_at=format_ts(datetime.now(UTC), digits=6),
+            codec=self.codec,
+            compressor=self.compression,
+            files=files,
+            metadata=dict(metadata),
+        )
+        mpath = self.layout.manifest_path(sid)
+        try:
+            created = self.store.create_only(mpath, manifest.to_bytes())
+        except Exception as exc:
+            raise classify(exc, "write", self.display(mpath)) from exc
+        if not created:
+            return CommitResult(sid, created=False)
+
+        retries = 0
+        advanced = False
+        try:
+            res = self.store.advance(pointer, sid)
+            retries, advanced = res.retries, res.advanced
+        except Exception as exc:
+            err = classify(exc, "write", self.display(pointer), precondition="conflict")
+            logger.warning("Warning: latest pointer not advanced to {}: {}", sid, err)
+        if retries:
+            with self._lock:
+                self._retries += retries
+        return CommitResult(sid, created=True, retries=retries, pointer_advanced=advanced, manifest=manifest)
+
+
+def _ts_range(table: str, rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    column = TS_COLUMNS.get(table)
+    if column is None:
+        return None, None
+    values = [r[column] for r in rows if isinstance(r.get(column), datetime)]
+    if not values:
+        return None, None
+    return format_ts(min(values)), format_ts(max(values))

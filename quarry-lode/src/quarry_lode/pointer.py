@@ -1,0 +1,350 @@
+"""Create-only writes and the latest-pointer compare-and-swap, per filesystem (lode.md §6).
+
+A :class:`PointerStore` knows how to do three things atomically (or as well as its backend can) on one
+fsspec filesystem: write a data file (``put``), create an object only if it is absent (``create_only``:
+manifests, sidecars) and advance ``D/_latest`` monotonically (``advance``).
+
+=========  =============================================  ===============================================
+Backend    Create-only                                    Pointer
+=========  =============================================  ===============================================
+file       temp file, fsync, ``os.link`` (exists = lost)  ``flock(_latest.lock)`` 10 s, compare, replace
+memory     under a process-wide lock                      compare-and-set under that lock
+others     existence check, then write                    read-compare-write, not atomic (warns once)
+=========  =============================================  ===============================================
+
+Other backends plug in with :func:`register_pointer_store` (S3 conditional writes are meant to land there).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, BinaryIO, Literal, Protocol
+
+import attrs
+from loguru import logger
+
+from quarry_lode.snapshot import is_snapshot_id
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+__all__ = [
+    "AdvanceResult",
+    "GenericPointerStore",
+    "LocalPointerStore",
+    "MemoryPointerStore",
+    "PointerStore",
+    "PointerStoreFactory",
+    "fs_protocol",
+    "pointer_store_for",
+    "register_pointer_store",
+]
+
+MAX_RETRIES = 3
+BACKOFF_BASE = 0.010
+BACKOFF_CAP = 2.0
+LOCK_TIMEOUT = 10.0
+
+CasOutcome = Literal["advanced", "not_newer", "conflict"]
+
+
+@attrs.frozen
+class AdvanceResult:
+    """What :meth:`PointerStore.advance` did: ``advanced`` (we moved it), ``current`` (its value when we
+    stopped), ``retries`` (conflicts retried, each counted in ``lode_write_retry_total``), ``exhausted``."""
+
+    advanced: bool
+    current: str | None
+    retries: int = 0
+    exhausted: bool = False
+
+
+class PointerStore(Protocol):
+    """Atomic primitives of one filesystem; paths are in the filesystem's own form."""
+
+    protocol: str
+    atomic: bool
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write (or replace) a data file durably."""
+        ...
+
+    def create_only(self, path: str, data: bytes | BinaryIO) -> bool:
+        """Create ``path`` with ``data`` unless it exists; ``False`` if it already existed."""
+        ...
+
+    def read_pointer(self, path: str) -> str | None:
+        """The snapshot id in the pointer file, ``None`` if absent or unreadable as an id."""
+        ...
+
+    def advance(self, path: str, snapshot_id: str) -> AdvanceResult:
+        """Set the pointer to ``snapshot_id`` unless it already names an equal or newer id."""
+        ...
+
+
+PointerStoreFactory = Callable[["AbstractFileSystem"], PointerStore]
+
+
+def fs_protocol(fs: AbstractFileSystem) -> str:
+    """The primary protocol name of an fsspec filesystem (``file`` for local disks)."""
+    proto = fs.protocol
+    name = proto[0] if isinstance(proto, (tuple, list)) else proto
+    return "file" if name in ("file", "local") else str(name)
+
+
+def _parse_pointer(raw: bytes) -> str | None:
+    text = raw.decode("utf-8", errors="replace").strip()
+    return text if is_snapshot_id(text) else None
+
+
+class _CasStore:
+    """The retry loop shared by every store: full-jitter backoff, 10 ms base, 2 s cap, 3 retries."""
+
+    protocol: str = "?"
+
+    def _cas_once(self, path: str, snapshot_id: str) -> tuple[CasOutcome, str | None]:
+        raise NotImplementedError
+
+    def advance(self, path: str, snapshot_id: str) -> AdvanceResult:
+        retries = 0
+        current: str | None = None
+        for attempt in range(MAX_RETRIES + 1):
+            outcome, current = self._cas_once(path, snapshot_id)
+            if outcome == "advanced":
+                return AdvanceResult(True, snapshot_id, retries)
+            if outcome == "not_newer":
+                return AdvanceResult(False, current, retries)
+            if attempt == MAX_RETRIES:
+                break
+            retries += 1
+            time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+        logger.warning(
+            "Warning: latest pointer of {} not advanced to {} after {} retries (concurrent writers)",
+            path,
+            snapshot_id,
+            retries,
+        )
+        return AdvanceResult(False, current, retries, exhausted=True)
+
+
+def _copy(data: bytes | BinaryIO, out: IO[bytes]) -> None:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        out.write(data)
+    else:
+        shutil.copyfileobj(data, out, 1024 * 1024)
+
+
+class LocalPointerStore(_CasStore):
+    """Local disks: fsync'ed temp files, ``os.link`` for create-only, ``flock`` for the pointer."""
+
+    protocol = "file"
+    atomic = True
+
+    def __init__(self, fs: AbstractFileSystem | None = None) -> None:
+        self._fs = fs
+
+    @staticmethod
+    def _temp_for(path: str) -> str:
+        head, _, tail = path.rpartition("/")
+        return f"{head}/.{tail}.{secrets.token_hex(6)}.tmp"
+
+    def _write_temp(self, path: str, data: bytes | BinaryIO) -> str:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = self._temp_for(path)
+        try:
+            with open(tmp, "xb") as out:
+                _copy(data, out)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return tmp
+
+    def put(self, path: str, data: bytes) -> None:
+        tmp = self._write_temp(path, data)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def create_only(self, path: str, data: bytes | BinaryIO) -> bool:
+        tmp = self._write_temp(path, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            _unlink_quietly(tmp)
+        return True
+
+    def read_pointer(self, path: str) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                return _parse_pointer(f.read())
+        except FileNotFoundError:
+            return None
+
+    def _cas_once(self, path: str, snapshot_id: str) -> tuple[CasOutcome, str | None]:
+        lock_path = f"{path}.lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(lock_path, "ab") as lock:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        return "conflict", self.read_pointer(path)
+                    time.sleep(0.005)
+            try:
+                current = self.read_pointer(path)
+                if current is not None and current >= snapshot_id:
+                    return "not_newer", current
+                self.put(path, f"{snapshot_id}\n".encode())
+                return "advanced", snapshot_id
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+#: One lock for every in-memory filesystem of the process (``memory://`` is process-global too).
+_MEMORY_LOCK = threading.RLock()
+
+
+class MemoryPointerStore(_CasStore):
+    """``memory://``: everything under one process-wide lock."""
+
+    protocol = "memory"
+    atomic = True
+
+    def __init__(self, fs: AbstractFileSystem) -> None:
+        self._fs = fs
+
+    def put(self, path: str, data: bytes) -> None:
+        with _MEMORY_LOCK:
+            self._fs.pipe_file(path, data)
+
+    def create_only(self, path: str, data: bytes | BinaryIO) -> bool:
+        payload = data if isinstance(data, bytes) else bytes(data.read())
+        with _MEMORY_LOCK:
+            if self._fs.exists(path):
+                return False
+            self._fs.pipe_file(path, payload)
+            return True
+
+    def read_pointer(self, path: str) -> str | None:
+        with _MEMORY_LOCK:
+            try:
+                return _parse_pointer(self._fs.cat_file(path))
+            except FileNotFoundError:
+                return None
+
+    def _cas_once(self, path: str, snapshot_id: str) -> tuple[CasOutcome, str | None]:
+        with _MEMORY_LOCK:
+            current = self.read_pointer(path)
+            if current is not None and current >= snapshot_id:
+                return "not_newer", current
+            self._fs.pipe_file(path, f"{snapshot_id}\n".encode())
+            return "advanced", snapshot_id
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_not_atomic(protocol: str) -> None:
+    with _warned_lock:
+        if protocol in _warned:
+            return
+        _warned.add(protocol)
+    logger.warning(
+        "Warning: storage backend {} does not support conditional writes; latest pointer updates are not atomic",
+        protocol,
+    )
+
+
+class GenericPointerStore(_CasStore):
+    """Any other fsspec filesystem: existence check then write; read-compare-write. Not atomic."""
+
+    atomic = False
+
+    def __init__(self, fs: AbstractFileSystem) -> None:
+        self._fs = fs
+        self.protocol = fs_protocol(fs)
+
+    def put(self, path: str, data: bytes) -> None:
+        self._fs.pipe_file(path, data)
+
+    def create_only(self, path: str, data: bytes | BinaryIO) -> bool:
+        _warn_not_atomic(self.protocol)
+        if self._fs.exists(path):
+            return False
+        if isinstance(data, bytes):
+            self._fs.pipe_file(path, data)
+        else:
+            with self._fs.open(path, "wb") as out:
+                _copy(data, out)
+        return True
+
+    def read_pointer(self, path: str) -> str | None:
+        try:
+            return _parse_pointer(self._fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def _cas_once(self, path: str, snapshot_id: str) -> tuple[CasOutcome, str | None]:
+        _warn_not_atomic(self.protocol)
+        current = self.read_pointer(path)
+        if current is not None and current >= snapshot_id:
+            return "not_newer", current
+        self._fs.pipe_file(path, f"{snapshot_id}\n".encode())
+        return "advanced", snapshot_id
+
+
+_FACTORIES: dict[str, PointerStoreFactory] = {
+    "file": LocalPointerStore,
+    "memory": MemoryPointerStore,
+}
+_FACTORIES_LOCK = threading.Lock()
+
+
+def register_pointer_store(protocol: str, factory: PointerStoreFactory) -> None:
+    """Use ``factory(fs) -> PointerStore`` for filesystems whose primary protocol is ``protocol``.
+
+    A later registration for the same protocol replaces the earlier one.
+    """
+    with _FACTORIES_LOCK:
+        _FACTORIES["file" if protocol == "local" else protocol] = factory
+
+
+def pointer_store_for(fs: AbstractFileSystem, *, conditional_writes: bool = True) -> PointerStore:
+    """The store for ``fs``: a registered one, else :class:`GenericPointerStore`.
+
+    ``conditional_writes=False`` (storage option) forces the generic, non-atomic store for remote
+    backends; local disks and memory are always atomic.
+    """
+    protocol = fs_protocol(fs)
+    with _FACTORIES_LOCK:
+        factory = _FACTORIES.get(protocol)
+    if factory is None or (not conditional_writes and protocol not in ("file", "memory")):
+        return GenericPointerStore(fs)
+    return factory(fs)

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: uv, the workspace with every member, a browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv"
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+uv sync --all-packages --frozen --quiet
+bash scripts/install-browser.sh

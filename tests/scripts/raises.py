@@ -1,0 +1,6 @@
+from quarry_core import QuarryContext
+
+
+async def run(ctx: QuarryContext) -> None:
+    await ctx.emit.item(item_type="row", data={"n": 1})
+    raise ValueError("boom")
