@@ -223,7 +223,7 @@ class PluginHost:
         caller = getattr(self._pm.hook, hook_name)
         by_name: dict[str, list[Provided[Any]]] = {}
         aliases: dict[str, str] = {}
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order
             dist, version = self._dist_of.get(impl.plugin_name, ("(local)", ""))
             try:
                 records = list(impl.function() or ())
@@ -318,7 +318,7 @@ class PluginHost:
 
     async def _observe(self, hook_name: str, **kwargs: Any) -> None:
         caller = getattr(self._pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():
             fn: Callable[..., Any] = impl.function
             args = {k: v for k, v in kwargs.items() if k in impl.argnames}
             try:

@@ -19,19 +19,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from quarry_core.errors import PolicyError
 from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sink
 from quarry_core.protocol.codec import encode_map
 from quarry_core.protocol.constants import DROPPABLE_EVENT_TYPES
 from quarry_core.retry import new_snapshot_id
+
 from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
 from quarry_policy_buffered.settings import CHUNK_BYTE_CAP, BufferedSettings
 
 if TYPE_CHECKING:
     import loguru
-
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
 __all__ = ["BufferedPolicy", "event_size"]
@@ -103,10 +101,9 @@ class BufferedPolicy:
         self._f_events = 0
         self._f_bytes = 0
         self._f_chunk_bytes = 0
-        self._lock = anyio.Lock()
+        self._inflight: Batch | None = None
         self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._force = False
+        self._batch_done = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._failure: str | None = None
         self._flush_called = False
@@ -140,7 +137,9 @@ class BufferedPolicy:
         self._w_items += 1
         self._w_events += 1
         self._w_bytes += size
-        self._after_append()
+        counters.mark(self._w_events + self._f_events, self._w_bytes + self._f_bytes)
+        if self._threshold_reached() and self._start_batch():
+            await asyncio.sleep(0)  # let the writer start the sink call while ingestion goes on
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
         self._counters.chunks_received += 1
@@ -153,15 +152,15 @@ class BufferedPolicy:
         self._w_items += 1
         self._w_bytes += size
         self._w_chunk_bytes += size
-        self._after_append()
-
-    def _after_append(self) -> None:
         self._counters.mark(self._w_events + self._f_events, self._w_bytes + self._f_bytes)
-        if (self._batch_events and self._w_events >= self._batch_events) or (
-            self._batch_bytes and self._w_bytes >= self._batch_bytes
-        ):
-            self._start_writer()
-            self._wake.set()
+        if self._threshold_reached() and self._start_batch():
+            await asyncio.sleep(0)
+
+    def _threshold_reached(self) -> bool:
+        return bool(
+            (self._batch_events and self._w_events >= self._batch_events)
+            or (self._batch_bytes and self._w_bytes >= self._batch_bytes)
+        )
 
     # ------------------------------------------------------------------ pressure
 
@@ -197,12 +196,10 @@ class BufferedPolicy:
             if not self._warned_backpressure:
                 self._warned_backpressure = True
                 self._log.warning("Warning: buffered policy: buffer full, applying backpressure")
-            room = self._room
-            if self._w_items:
-                self._force = True
-                self._start_writer()
-                self._wake.set()
-            await room.wait()
+            done = self._batch_done
+            if self._inflight is None:
+                self._start_batch()  # below a threshold but out of room: write what waits
+            await done.wait()
 
     def _evict_one(self) -> bool:
         droppable = self._droppable
@@ -214,7 +211,6 @@ class BufferedPolicy:
             self._w_items -= 1
             self._w_events -= 1
             self._w_bytes -= entry.size
-            assert entry.etype is not None
             self._drop(entry.item, "evicted_for_non_droppable", was_held=True)  # type: ignore[arg-type]
             return True
         return False
@@ -222,9 +218,7 @@ class BufferedPolicy:
     def _drop(self, event: Event, reason: str, *, was_held: bool) -> None:
         before = self._counters.drop(event.type, reason, was_held=was_held)
         if before == 0:
-            self._log.warning(
-                "Warning: buffered policy dropped {} event (seq {}): {}", event.type, event.seq, reason
-            )
+            self._log.warning("Warning: buffered policy dropped {} event (seq {}): {}", event.type, event.seq, reason)
         else:
             self._log.debug("buffered policy dropped {} event (seq {}): {}", event.type, event.seq, reason)
 
@@ -235,33 +229,13 @@ class BufferedPolicy:
 
     # ------------------------------------------------------------------ the writer
 
-    def _start_writer(self) -> None:
-        if self._writer is None and not self._closed:
-            self._writer = asyncio.get_running_loop().create_task(self._run_writer(), name="quarry-buffered-writer")
+    def _start_batch(self) -> bool:
+        """Form a batch of everything waiting and hand it to the writer, if the writer is idle.
 
-    def _threshold_reached(self) -> bool:
-        return bool(
-            (self._batch_events and self._w_events >= self._batch_events)
-            or (self._batch_bytes and self._w_bytes >= self._batch_bytes)
-        )
-
-    async def _run_writer(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                async with self._lock:
-                    while self._failure is None and self._w_items and (self._force or self._threshold_reached()):
-                        self._force = False
-                        await self._write_waiting()
-        except Exception as exc:  # a bug, not a sink failure: fail loudly instead of hanging waiters
-            self._counters.errors += 1
-            self._failure = f"buffered policy writer crashed: {type(exc).__name__}: {exc}"
-            self._log.error("{}", self._failure)
-            self._signal_room()
-
-    async def _write_waiting(self) -> None:
-        """Form one batch of everything waiting and write it; the caller holds the lock."""
+        Synchronous, so the batch is fixed the moment it is formed: newcomers wait for the next one.
+        """
+        if self._inflight is not None or self._failure is not None or self._closed or not self._w_items:
+            return False
         chunks: list[ArtifactChunk] = []
         events: list[Event] = []
         for entry in self._waiting:
@@ -278,7 +252,29 @@ class BufferedPolicy:
         self._f_events, self._w_events = self._w_events, 0
         self._f_bytes, self._w_bytes = self._w_bytes, 0
         self._f_chunk_bytes, self._w_chunk_bytes = self._w_chunk_bytes, 0
-        batch = Batch(chunks, events)
+        self._inflight = Batch(chunks, events)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._run_writer(), name="quarry-buffered-writer")
+        self._wake.set()
+        return True
+
+    async def _run_writer(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                batch = self._inflight
+                if batch is not None:
+                    await self._write(batch)
+                    if self._threshold_reached():
+                        self._start_batch()
+        except Exception as exc:  # a bug, not a sink failure: fail loudly instead of hanging waiters
+            self._counters.errors += 1
+            self._failure = f"buffered policy writer crashed: {type(exc).__name__}: {exc}"
+            self._log.error("{}", self._failure)
+            self._batch_finished()
+
+    async def _write(self, batch: Batch) -> None:
         settings = self.settings
         try:
             await write_batch(
@@ -292,14 +288,16 @@ class BufferedPolicy:
                 on_chunks_committed=self._on_chunks_committed,
             )
         except BatchFailed as exc:
+            # the policy is failed; the batch stays in flight (held), reported as unflushed
             self._counters.errors += 1
             self._failure = f"buffered flush failed permanently after {exc.retries} retries: {exc.error}"
             self._log.error("{}", self._failure)
-            self._signal_room()
+            self._batch_finished()
             return
-        self._counters.persist(events)
+        self._counters.persist(batch.events)
         self._f_items = self._f_events = self._f_bytes = self._f_chunk_bytes = 0
-        self._signal_room()
+        self._inflight = None
+        self._batch_finished()
 
     def _on_attempt_failed(self, attempt: int, attempts: int, error: Exception) -> None:
         counters = self._counters
@@ -311,33 +309,37 @@ class BufferedPolicy:
     def _on_chunks_committed(self, batch: Batch) -> None:
         self._counters.chunks_persisted += len(batch.chunks)
 
-    def _signal_room(self) -> None:
-        room, self._room = self._room, asyncio.Event()
-        room.set()
+    def _batch_finished(self) -> None:
+        done, self._batch_done = self._batch_done, asyncio.Event()
+        done.set()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def flush(self, trigger: str = "termination") -> None:
-        """Wait for the writer, then write everything waiting as one batch. Raises ``PolicyError`` once the
-        policy has failed (also when this flush's batch fails for good)."""
+        """Wait for the writer, then write everything waiting as one batch and wait for it to commit.
+
+        Raises ``PolicyError`` once the policy has failed (also when this flush's batch fails for good).
+        """
         self._counters.flush_count += 1
         self._flush_called = True
-        if self._failure is not None:
-            raise self._refusal()
         if self._closed:
+            if self._failure is not None:
+                raise self._refusal()
             return
-        async with self._lock:
-            if self._failure is None and self._w_items:
-                await self._write_waiting()
+        while self._failure is None and (self._inflight is not None or self._w_items):
+            done = self._batch_done
+            if self._inflight is None:
+                self._start_batch()
+            await done.wait()
         if self._failure is not None:
             raise self._refusal()
 
     async def close(self) -> None:
-        """Stop the writer and close the sink (idempotent). Without an earlier ``flush()`` whatever waits is
+        """Stop the writer and close the sink (idempotent). Without an earlier ``flush()`` whatever is held is
         flushed first, best effort; what stays held is reported as unflushed."""
         if self._closed:
             return
-        if not self._flush_called and self._failure is None and self._w_items:
+        if not self._flush_called and self._failure is None and (self._w_items or self._inflight is not None):
             try:
                 await self.flush("termination")
             except PolicyError as exc:

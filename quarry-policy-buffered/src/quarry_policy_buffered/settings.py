@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 import attrs
-
 from quarry_core.errors import ConfigError
 from quarry_core.interfaces import PolicyConfig
 
@@ -75,9 +74,7 @@ class BufferedSettings:
         batch_events = batch_events_in if batch_events_in is not None else math.ceil(buffer_events / 2)
         batch_bytes = batch_bytes_in if batch_bytes_in is not None else buffer_bytes // 2
         if buffer_events > 0 and batch_events > buffer_events:
-            raise ConfigError(
-                f"invalid --batch-events {batch_events}: must be <= --buffer-events ({buffer_events})"
-            )
+            raise ConfigError(f"invalid --batch-events {batch_events}: must be <= --buffer-events ({buffer_events})")
         if buffer_bytes > 0 and batch_bytes > buffer_bytes:
             raise ConfigError(f"invalid --batch-bytes {batch_bytes}: must be <= --buffer-bytes ({buffer_bytes})")
         return cls(
