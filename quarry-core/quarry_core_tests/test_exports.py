@@ -19,11 +19,20 @@ MODULES = [
 ]
 
 
+def _isort_key(name: str) -> tuple[int, str]:
+    """ruff RUF022 order: SCREAMING_CASE constants, then CamelCase classes, then everything else."""
+    if name.isupper():
+        return (0, name)
+    if name[:1].isupper():
+        return (1, name)
+    return (2, name)
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_all_is_sorted_and_resolvable(name: str) -> None:
     mod = importlib.import_module(name)
     exported = list(mod.__all__)
-    assert exported == sorted(exported), f"{name}.__all__ is not sorted"
+    assert exported == sorted(exported, key=_isort_key), f"{name}.__all__ is not sorted"
     for attr in exported:
         assert hasattr(mod, attr), f"{name}.{attr} is in __all__ but missing"
 
