@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from e2e_helpers import FAKES, ROOT, SCRIPTS, SITE
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from e2e_helpers import ROOT, SCRIPTS
 
 OK = str(SCRIPTS / "ok.py")

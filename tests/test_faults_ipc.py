@@ -4,6 +4,7 @@ and every event committed before the fault stays readable."""
 from __future__ import annotations
 
 import pytest
+
 from e2e_helpers import events_of, read_table, run_id_from
 
 CASES = [

@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+
 from e2e_helpers import events_of, read_table, run_id_from
 
 pytestmark = pytest.mark.browser

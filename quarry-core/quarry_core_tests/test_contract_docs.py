@@ -11,6 +11,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+
 import quarry_core
 from quarry_core import errors, outcomes
 from quarry_core.interfaces import PolicyStats

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
+
 from quarry_core import hookspecs
 from quarry_core.registrations import KINDS
 

@@ -47,7 +47,7 @@ def test_select_by_name_and_unknown_lists_available(host: PluginHost) -> None:
 
 
 def test_unknown_first_party_name_names_the_distribution(host: PluginHost) -> None:
-    with pytest.raises(UnknownPluginError, match="buffered.*is provided by quarry-policy-buffered"):
+    with pytest.raises(UnknownPluginError, match=r"buffered.*is provided by quarry-policy-buffered"):
         host.ingestion_policy("buffered")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from quarry_core.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,

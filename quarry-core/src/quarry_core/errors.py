@@ -102,6 +102,7 @@ class UnknownPluginError(PluginError, ConfigError):
         self.kind = kind
         self.name = name
         self.available = available
+        self.hint = hint
         listing = ", ".join(f"{n} ({d})" for n, d in sorted(available.items())) or "none installed"
         message = f'unknown {kind} "{name}"; available: {listing}'
         if hint:

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
-from quarry_core.errors import ConfigError, PluginError, QuarryError
+from quarry_core.errors import ConfigError, PluginError, QuarryError, UnknownPluginError
 from quarry_core.interfaces import PolicyConfig, StorageConfig
 from quarry_core.outcomes import ExitCode
 from quarry_core.partitions import partition_value_error
@@ -179,14 +179,10 @@ def build_settings(opts: RunOptions, host: Any) -> tuple[Any, Any]:
     available = host.available("ingestion_policy")
     try:
         policy_rec = host.ingestion_policy(opts.policy)
-    except PluginError as exc:
-        if opts.policy in available:
-            raise
+    except UnknownPluginError as exc:
         valid = ", ".join(sorted(available)) or "none installed"
-        hint = str(exc).split("; ", 2)[-1] if "pip install" in str(exc) else ""
-        raise ConfigError(
-            f'invalid --policy "{opts.policy}" (valid: {valid})' + (f"; {hint}" if hint else "")
-        ) from None
+        hint = f"; {exc.hint}" if exc.hint else ""
+        raise ConfigError(f'invalid --policy "{opts.policy}" (valid: {valid}){hint}') from None
     kwargs: dict[str, Any] = {"name": opts.policy}
     if opts.flush_mode is not None:
         kwargs["flush_mode"] = opts.flush_mode

@@ -90,33 +90,45 @@ def check_loss_equation(stats: PolicyStats) -> None:
 
 
 def check_order(sink: MemorySink) -> None:
-    """Persisted events are in ``seq`` order across and within commits (duplicates may repeat a seq)."""
+    """Persisted events are in ``seq`` order across and within commits.
+
+    Re-sent copies (at-least-once duplicates) are ignored: the first copy of each event decides.
+    """
     last = 0
+    seen: set[str] = set()
     for event in sink.events:
-        assert event.seq >= last, f"seq {event.seq} committed after seq {last}"
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        assert event.seq > last, f"seq {event.seq} committed after seq {last}"
         last = event.seq
 
 
 def check_chunks_before_commit(sink: MemorySink) -> None:
-    """Every chunk of an artifact is committed strictly before the commit holding its ``artifact`` record."""
+    """Every chunk of an artifact is first committed strictly before the first commit holding its ``artifact``
+    record, and a committed record has all its chunks committed (up to the ``is_last`` one)."""
     first_record: dict[str, int] = {}
     for commit in sink.event_commits:
         for event in commit.items:
             if event.type == "artifact":
                 first_record.setdefault(event.payload["artifact_id"], commit.index)
+    first_chunk: dict[tuple[str, int], int] = {}
+    last_seq: dict[str, int] = {}
     for commit in sink.chunk_commits:
         for chunk in commit.items:
-            record_at = first_record.get(chunk.artifact_id)
-            if record_at is None:
-                continue
-            assert commit.index < record_at, (
-                f"chunk {chunk.seq} of artifact {chunk.artifact_id} committed at {commit.index}, "
-                f"its artifact record at {record_at}"
+            first_chunk.setdefault((chunk.artifact_id, chunk.seq), commit.index)
+            if chunk.is_last:
+                last_seq[chunk.artifact_id] = chunk.seq
+    for (aid, seq), index in first_chunk.items():
+        record_at = first_record.get(aid)
+        if record_at is not None:
+            assert index < record_at, (
+                f"chunk {seq} of artifact {aid} first committed at {index}, its artifact record at {record_at}"
             )
-    # and every record's chunks were committed at all
-    committed = {ch.artifact_id for ch in sink.chunks}
     for aid in first_record:
-        assert aid in committed, f"artifact {aid} committed without its chunks"
+        assert aid in last_seq, f"artifact {aid} committed without its last chunk"
+        missing = [n for n in range(1, last_seq[aid] + 1) if (aid, n) not in first_chunk]
+        assert not missing, f"artifact {aid} committed without chunks {missing}"
 
 
 def _standard_stream(start: int = 1) -> list[Frame]:
