@@ -293,3 +293,31 @@ def test_integration_plugin_table_matches_registration_kinds() -> None:
     )
     documented = {backticked(row[1]): (backticked(row[0]), backticked(row[2])) for row in rows}
     assert documented == {kind: (hook, record.__name__) for kind, (hook, record) in KINDS.items()}
+
+
+# --------------------------------------------------------------------------- cross-references
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _without_code(text: str) -> str:
+    return re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+
+
+LINKED_DOCS: list[Path] = sorted([*CONTRACTS.glob("*.md"), *(CONTRACTS.parent / "plugins").glob("*.md")])
+
+
+@pytest.mark.parametrize("doc", LINKED_DOCS, ids=[f"{p.parent.name}/{p.name}" for p in LINKED_DOCS])
+def test_relative_links_and_anchors_resolve(doc: Path) -> None:
+    for link in re.findall(r"\]\(([^)\s]+)\)", _without_code(doc.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", link):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (doc.parent / path).resolve() if path else doc
+        assert target.exists(), f"{doc.name}: broken link {link}"
+        if anchor and target.is_file():
+            anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", _without_code(target.read_text("utf-8")), re.M)}
+            assert anchor in anchors, f"{doc.name}: no heading for {link}"

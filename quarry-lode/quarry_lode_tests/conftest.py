@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from quarry_core.interfaces import RunPartition, StorageConfig
 from quarry_core.protocol.frames import Event
-
 from quarry_lode.backend import LodeBackend, make_backend
 
 _counter = itertools.count(1)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from quarry_core.errors import ConfigError, StorageError
 from quarry_core.interfaces import RunPartition, StorageConfig
 from quarry_core.protocol.frames import ArtifactChunk, Event
-
 from quarry_lode import hooks
 from quarry_lode.backend import LodeBackend, LodeRunStorage
 from quarry_lode.errors import PermissionDeniedError
@@ -82,9 +82,16 @@ def test_prepare_creates_parents(tmp_path: Path) -> None:
 
 
 def test_location_resolution(tmp_path: Path) -> None:
-    loc = resolve_location(StorageConfig(backend="s3", path="bucket/prefix", region="eu-west-1",
-                                         endpoint="http://minio:9000", s3_path_style=True,
-                                         options={"anon": "false", "conditional_writes": "false"}))
+    loc = resolve_location(
+        StorageConfig(
+            backend="s3",
+            path="bucket/prefix",
+            region="eu-west-1",
+            endpoint="http://minio:9000",
+            s3_path_style=True,
+            options={"anon": "false", "conditional_writes": "false"},
+        )
+    )
     assert loc.url == "s3://bucket/prefix"
     assert loc.storage_options == {
         "anon": False,
@@ -199,17 +206,22 @@ def test_chunk_offsets_track_across_calls_and_failures(
     assert row["event_type"] == "artifact"
 
 
-def test_write_records_one_snapshot(
-    backend_factory: Callable[..., LodeBackend], partition: RunPartition
-) -> None:
+def test_write_records_one_snapshot(backend_factory: Callable[..., LodeBackend], partition: RunPartition) -> None:
     b = backend_factory()
     rs = b.open_run(partition)
     sid = run(
         rs.write_records(
             {
                 "runs": [{"run_id": "r1", "state": "succeeded", "updated_at": "2026-11-25T10:00:00.000Z"}],
-                "metrics": [{"ts": "2026-11-25T10:00:00Z", "policy": "strict", "executor": "playwright",
-                             "storage_backend": "file", "runs_started_total": 1}],
+                "metrics": [
+                    {
+                        "ts": "2026-11-25T10:00:00Z",
+                        "policy": "strict",
+                        "executor": "playwright",
+                        "storage_backend": "file",
+                        "runs_started_total": 1,
+                    }
+                ],
                 "outbox": [],
             }
         )
@@ -231,9 +243,16 @@ def test_write_records_one_snapshot(
 def test_outbox_records(backend_factory: Callable[..., LodeBackend], partition: RunPartition) -> None:
     b = backend_factory(codec="jsonl")
     rs = b.open_run(partition)
-    record = {"notification_id": "n1", "state": "pending", "adapter": "webhook", "target": "https://x",
-              "payload": {"event_type": "run_completed"}, "attempts": 0, "created_at": "2026-11-25T10:00:00Z",
-              "recorded_at": "2026-11-25T10:00:00Z"}
+    record = {
+        "notification_id": "n1",
+        "state": "pending",
+        "adapter": "webhook",
+        "target": "https://x",
+        "payload": {"event_type": "run_completed"},
+        "attempts": 0,
+        "created_at": "2026-11-25T10:00:00Z",
+        "recorded_at": "2026-11-25T10:00:00Z",
+    }
     run(rs.write_records({"outbox": [record]}))
     (row,) = open_dataset(b.root_url).read("outbox").to_pylist()
     assert row["payload"] == '{"event_type":"run_completed"}'

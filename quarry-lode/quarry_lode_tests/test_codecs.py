@@ -66,9 +66,12 @@ def test_jsonl_shape() -> None:
     chunk = json.loads(encode_rows("chunks", [CHUNK], "jsonl", "none"))
     assert base64.b64decode(chunk["data"]) == b"\x00\xffz"
     assert gzip.decompress(encode_rows("chunks", [CHUNK], "jsonl", "gzip")).startswith(b"{")
-    assert zstandard.ZstdDecompressor().decompressobj().decompress(
-        encode_rows("chunks", [CHUNK], "jsonl", "zstd")
-    ).startswith(b"{")
+    assert (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(encode_rows("chunks", [CHUNK], "jsonl", "zstd"))
+        .startswith(b"{")
+    )
 
 
 def test_timestamps() -> None:
@@ -118,8 +121,11 @@ def test_prepare_run_record() -> None:
         ("runs", {"updated_at": "2026-11-25T10:00:00Z", "run_id": "other"}, "does not match"),
         ("runs", {"updated_at": "2026-11-25T10:00:00Z", "event_count": "3"}, "expected an integer"),
         ("runs", {"updated_at": "2026-11-25T10:00:00Z", "ipc": {"bogus": 1}}, "unknown field"),
-        ("metrics", {"ts": "2026-11-25T10:00:00Z", "policy": "strict", "executor": "x"},
-         "metrics record missing required field: storage_backend"),
+        (
+            "metrics",
+            {"ts": "2026-11-25T10:00:00Z", "policy": "strict", "executor": "x"},
+            "metrics record missing required field: storage_backend",
+        ),
         ("metrics", {"record_kind": "run"}, "record_kind must be 'metrics'"),
         ("events", {}, "does not take records"),
     ],

@@ -68,8 +68,13 @@ def test_commit_writes_data_manifest_pointer(tmp_path: Path) -> None:
     created = manifest["created_at"]
     assert created.endswith("Z") and len(created.split(".")[1]) == 7  # microseconds
     (f,) = manifest["files"]
-    assert f["partition"] == {"source": "shop/eu", "category": "default", "day": "2026-11-25", "run_id": "r1",
-                              "event_type": "item"}
+    assert f["partition"] == {
+        "source": "shop/eu",
+        "category": "default",
+        "day": "2026-11-25",
+        "run_id": "r1",
+        "event_type": "item",
+    }
     assert (base / f["path"]).stat().st_size == f["size_bytes"]
     assert f["path"].startswith("events/source=shop%2Feu/")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import errno
 
 import pytest
-from quarry_core.errors import QuarryError, StorageError
 
+from quarry_core.errors import QuarryError, StorageError
 from quarry_lode.errors import (
     STORAGE_ERROR_KINDS,
     ArtifactCorrupt,
@@ -81,7 +81,9 @@ def test_str_format_and_hierarchy() -> None:
     assert isinstance(err, DiskFullError)
     assert isinstance(err, StorageError)
     assert isinstance(err, QuarryError)
-    assert str(err) == "write /data/datasets/quarry/events/part-1.parquet: disk_full: [Errno 28] No space left on device"
+    assert (
+        str(err) == "write /data/datasets/quarry/events/part-1.parquet: disk_full: [Errno 28] No space left on device"
+    )
     assert (err.kind, err.op, err.path) == ("disk_full", "write", "/data/datasets/quarry/events/part-1.parquet")
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+
 from quarry_core.interfaces import RunPartition
 from quarry_core.protocol.frames import Event
-
 from quarry_lode.backend import LodeBackend
 from quarry_lode.errors import NoMetricsFound
 from quarry_lode.reader import open_dataset
@@ -57,7 +58,7 @@ def test_partition_columns_are_strings(backend_factory: Callable[..., LodeBacken
     assert t.column("day").to_pylist() == ["2026-11-25"]
 
 
-def test_empty_dataset(tmp_path: object) -> None:
+def test_empty_dataset(tmp_path: Path) -> None:
     ds = open_dataset(str(tmp_path))
     assert ds.read().num_rows == 0
     assert "event_type" in ds.read().column_names
@@ -74,7 +75,7 @@ def test_snapshots_and_latest(backend_factory: Callable[..., LodeBackend], make_
     assert [m.snapshot_id for m in ds.snapshots()] == ids
     assert [m.snapshot_id for m in ds.snapshots(since=ids[0])] == ids[1:]
     assert ds.latest_snapshot_id() == ids[-1]
-    (Path := __import__("pathlib").Path)(b.dataset.layout.pointer_path).unlink()
+    Path(b.dataset.layout.pointer_path).unlink()
     assert ds.latest_snapshot_id() == ids[-1]  # falls back to the listing
 
 
@@ -82,13 +83,31 @@ def test_runs_newest_record(backend_factory: Callable[..., LodeBackend]) -> None
     b = backend_factory()
     for run_id in ("r1", "r2"):
         rs = b.open_run(RunPartition("s", "c", "2026-11-25", run_id))
-        asyncio.run(rs.write_records({"runs": [{"state": "running", "started_at": "2026-11-25T10:00:00Z",
-                                                "updated_at": "2026-11-25T10:00:00Z"}]}))
+        asyncio.run(
+            rs.write_records(
+                {
+                    "runs": [
+                        {"state": "running", "started_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z"}
+                    ]
+                }
+            )
+        )
     rs = b.open_run(RunPartition("s", "c", "2026-11-25", "r1"))
-    asyncio.run(rs.write_records({"runs": [{"state": "succeeded", "started_at": "2026-11-25T10:00:00Z",
-                                            "updated_at": "2026-11-25T10:05:00Z",
-                                            "event_sink_errors": {"redis": 2}}],
-                                  "metrics": [metrics("2026-11-25T10:05:00Z")]}))
+    asyncio.run(
+        rs.write_records(
+            {
+                "runs": [
+                    {
+                        "state": "succeeded",
+                        "started_at": "2026-11-25T10:00:00Z",
+                        "updated_at": "2026-11-25T10:05:00Z",
+                        "event_sink_errors": {"redis": 2},
+                    }
+                ],
+                "metrics": [metrics("2026-11-25T10:05:00Z")],
+            }
+        )
+    )
     ds = open_dataset(b.root_url)
     runs = ds.runs()
     assert [(r["run_id"], r["state"]) for r in runs] == [("r1", "succeeded"), ("r2", "running")]
@@ -103,8 +122,11 @@ def test_latest_metrics(backend_factory: Callable[..., LodeBackend]) -> None:
     b = backend_factory()
     for run_id, ts in (("r1", "2026-11-25T10:00:00Z"), ("r2", "2026-11-25T11:00:00Z"), ("r3", "2026-11-25T09:00:00Z")):
         rs = b.open_run(RunPartition("s" if run_id != "r2" else "other", "c", "2026-11-25", run_id))
-        asyncio.run(rs.write_records({"metrics": [metrics(ts, events_received_total=int(run_id[1]),
-                                                          flush_triggers={"count": 1})]}))
+        asyncio.run(
+            rs.write_records(
+                {"metrics": [metrics(ts, events_received_total=int(run_id[1]), flush_triggers={"count": 1})]}
+            )
+        )
     ds = open_dataset(b.root_url)
     assert ds.latest_metrics()["run_id"] == "r2"
     assert ds.latest_metrics(source="s")["run_id"] == "r1"
@@ -126,8 +148,9 @@ def test_metrics_missing_required_field(backend_factory: Callable[..., LodeBacke
         open_dataset(b.root_url).latest_metrics()
 
 
-def test_memory_and_file_urls(backend_factory: Callable[..., LodeBackend], memory_url: str,
-                              make_event: MakeEvent) -> None:
+def test_memory_and_file_urls(
+    backend_factory: Callable[..., LodeBackend], memory_url: str, make_event: MakeEvent
+) -> None:
     m = backend_factory(path=memory_url)
     write(m, "r1", [make_event(1)])
     assert open_dataset(memory_url).read().num_rows == 1

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from quarry_core.interfaces import RunPartition, SidecarFile
 from quarry_core.protocol.frames import ArtifactChunk, Event
-
 from quarry_lode.backend import LodeBackend
 from quarry_lode.errors import PathExistsError
 from quarry_lode.reader import open_dataset
@@ -30,15 +30,16 @@ def test_put_file_and_companion(backend_factory: Callable[..., LodeBackend], par
     root = Path(b.dataset.root)
     assert (root / sf.key).read_bytes() == b'{"ok":true}'
     meta = json.loads((root / (sf.key + ".meta.json")).read_text())
-    assert meta == {"content_type": "application/json", "size": 11,
-                    "sha256": hashlib.sha256(b'{"ok":true}').hexdigest()}
+    assert meta == {
+        "content_type": "application/json",
+        "size": 11,
+        "sha256": hashlib.sha256(b'{"ok":true}').hexdigest(),
+    }
     with open_dataset(b.root_url).open_sidecar(sf.key) as f:
         assert f.read() == b'{"ok":true}'
 
 
-def test_same_name_twice_is_path_exists(
-    backend_factory: Callable[..., LodeBackend], partition: RunPartition
-) -> None:
+def test_same_name_twice_is_path_exists(backend_factory: Callable[..., LodeBackend], partition: RunPartition) -> None:
     rs = backend_factory().open_run(partition)
     asyncio.run(rs.put_file("a.txt", "text/plain", b"1"))
     with pytest.raises(PathExistsError) as info:
@@ -47,8 +48,7 @@ def test_same_name_twice_is_path_exists(
     assert str(info.value).endswith("/run_id=r1/a.txt: path_exists: path already exists")
 
 
-def test_stream_input(backend_factory: Callable[..., LodeBackend], partition: RunPartition,
-                      memory_url: str) -> None:
+def test_stream_input(backend_factory: Callable[..., LodeBackend], partition: RunPartition, memory_url: str) -> None:
     payload = bytes(range(256)) * 5000
     for b in (backend_factory(), backend_factory(path=memory_url)):
         rs = b.open_run(partition)
@@ -97,6 +97,9 @@ def test_final_run_record_is_authoritative(
     rs = b.open_run(partition)
     sf = asyncio.run(rs.put_file("a.txt", "text/plain", b"abc"))
     other = SidecarFile("b.txt", "text/plain", 1, "datasets/quarry/files/x/b.txt")
-    asyncio.run(rs.write_records({"runs": [{"state": "succeeded", "updated_at": "2026-11-25T10:00:00Z",
-                                            "sidecar_files": [sf, other]}]}))
+    asyncio.run(
+        rs.write_records(
+            {"runs": [{"state": "succeeded", "updated_at": "2026-11-25T10:00:00Z", "sidecar_files": [sf, other]}]}
+        )
+    )
     assert open_dataset(b.root_url).sidecar_files("r1") == [sf, other]

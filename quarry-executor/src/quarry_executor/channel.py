@@ -178,10 +178,16 @@ class StdinReader:
 
     def __init__(self, fd: int = 0) -> None:
         self._fd = fd
-        self.reader = asyncio.StreamReader(limit=MAX_RUN_REQUEST_LINE)
+        self._reader: asyncio.StreamReader | None = None
+
+    @property
+    def reader(self) -> asyncio.StreamReader:
+        assert self._reader is not None, "StdinReader.open() first"
+        return self._reader
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        self._reader = asyncio.StreamReader(limit=MAX_RUN_REQUEST_LINE, loop=loop)
         mode = os.fstat(self._fd).st_mode
         if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode):
             pipe = os.fdopen(self._fd, "rb", buffering=0, closefd=False)

@@ -81,7 +81,44 @@ _EXPORTS: dict[str, str] = {
     "unescape": "escaping",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "AccessDeniedError",
+    "AdvanceResult",
+    "ArtifactCorrupt",
+    "ArtifactNotFound",
+    "AuthError",
+    "CommitResult",
+    "ConflictError",
+    "Dataset",
+    "DiskFullError",
+    "Layout",
+    "LodeBackend",
+    "LodeDataset",
+    "LodeError",
+    "LodeRunStorage",
+    "Manifest",
+    "ManifestFile",
+    "NetworkError",
+    "NoMetricsFound",
+    "NotFoundError",
+    "PARTITION_KEYS",
+    "Partition",
+    "PathExistsError",
+    "PermissionDeniedError",
+    "PointerStore",
+    "StorageTimeoutError",
+    "TABLES",
+    "ThrottledError",
+    "UnknownStorageError",
+    "__version__",
+    "classify",
+    "escape_value",
+    "make_backend",
+    "new_snapshot_id",
+    "open_dataset",
+    "register_pointer_store",
+    "unescape",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from quarry_core.interfaces import RunPartition, SidecarFile, StorageConfig
-
 from quarry_lode.codecs import parse_ts, prepare_record
 from quarry_lode.dataset import CommitResult, Dataset, Groups, root_url
 from quarry_lode.errors import classify
@@ -29,7 +28,14 @@ from quarry_lode.snapshot import is_snapshot_id, new_snapshot_id
 if TYPE_CHECKING:
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
-__all__ = ["RECORD_TABLES", "WRITER", "LodeBackend", "LodeRunStorage", "event_row", "make_backend"]
+__all__ = [
+    "LodeBackend",
+    "LodeRunStorage",
+    "RECORD_TABLES",
+    "WRITER",
+    "event_row",
+    "make_backend",
+]
 
 #: ``metadata.writer`` of every manifest Quarry writes.
 WRITER = "quarry-lode/0.1.0"
@@ -128,16 +134,16 @@ class LodeRunStorage:
 
     # ------------------------------------------------------------------ RunStorage
 
-    async def write_events(
-        self, events: Sequence[Event], *, policy: str, snapshot_id: str | None = None
-    ) -> str | None:
+    async def write_events(self, events: Sequence[Event], *, policy: str, snapshot_id: str | None = None) -> str | None:
         """Write one batch of events as one snapshot (one file per ``event_type``, rows in seq order)."""
         if not events:
             return None
         by_type: dict[str, list[Event]] = defaultdict(list)
         for event in events:
             if event.run_id != self.partition.run_id:
-                raise ValueError(f"event {event.event_id} belongs to run {event.run_id!r}, not {self.partition.run_id!r}")
+                raise ValueError(
+                    f"event {event.event_id} belongs to run {event.run_id!r}, not {self.partition.run_id!r}"
+                )
             by_type[event.type].append(event)
         groups: dict[tuple[str, Partition], list[dict[str, Any]]] = {
             ("events", self._part(etype)): [event_row(e, policy) for e in sorted(evs, key=lambda e: e.seq)]

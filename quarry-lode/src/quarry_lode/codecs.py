@@ -119,9 +119,7 @@ METRICS_SCHEMA = pa.schema(
 _SIDECAR = pa.struct(
     [("filename", pa.string()), ("content_type", pa.string()), ("size", pa.int64()), ("key", pa.string())]
 )
-_PROXY = pa.struct(
-    [("protocol", pa.string()), ("host", pa.string()), ("port", pa.int32()), ("username", pa.string())]
-)
+_PROXY = pa.struct([("protocol", pa.string()), ("host", pa.string()), ("port", pa.int32()), ("username", pa.string())])
 _IPC = pa.struct(
     [
         ("frames_received", pa.int64()),
@@ -242,10 +240,7 @@ _ZSTD_LEVEL = 3
 
 def parse_ts(value: str | datetime) -> datetime:
     """Parse an RFC 3339 timestamp (an offset is required) into a UTC ``datetime``."""
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        dt = datetime.fromisoformat(value.replace("z", "Z"))
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("z", "Z"))
     if dt.tzinfo is None:
         raise ValueError(f"timestamp has no UTC offset: {value!r}")
     return dt.astimezone(UTC)
@@ -404,8 +399,10 @@ def _from_json(value: Any, typ: pa.DataType) -> Any:
     if pa.types.is_binary(typ):
         return base64.b64decode(value)
     if pa.types.is_struct(typ):
-        return {typ.field(i).name: _from_json(value.get(typ.field(i).name), typ.field(i).type)
-                for i in range(typ.num_fields)}
+        return {
+            typ.field(i).name: _from_json(value.get(typ.field(i).name), typ.field(i).type)
+            for i in range(typ.num_fields)
+        }
     if pa.types.is_list(typ):
         return [_from_json(v, typ.value_type) for v in value]
     return value

@@ -32,7 +32,13 @@ from quarry_lode.snapshot import is_snapshot_id, new_snapshot_id
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["CommitResult", "Dataset", "Groups", "display_path", "root_url"]
+__all__ = [
+    "CommitResult",
+    "Dataset",
+    "Groups",
+    "display_path",
+    "root_url",
+]
 
 #: (table, partition) → rows of that table's schema.
 Groups = Mapping[tuple[str, Partition], Sequence[Mapping[str, Any]]]

@@ -30,7 +30,6 @@ import errno
 from quarry_core.errors import QuarryError, StorageError
 
 __all__ = [
-    "STORAGE_ERROR_KINDS",
     "AccessDeniedError",
     "ArtifactCorrupt",
     "ArtifactNotFound",
@@ -43,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "PathExistsError",
     "PermissionDeniedError",
+    "STORAGE_ERROR_KINDS",
     "StorageTimeoutError",
     "ThrottledError",
     "UnknownStorageError",

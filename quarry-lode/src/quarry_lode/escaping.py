@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-__all__ = ["MAX_ESCAPED_BYTES", "escape", "escape_value", "unescape"]
+__all__ = [
+    "MAX_ESCAPED_BYTES",
+    "escape",
+    "escape_value",
+    "unescape",
+]
 
 #: Longest escaped value accepted (bytes of UTF-8), cli.md §6 step 7.
 MAX_ESCAPED_BYTES = 200

@@ -13,7 +13,6 @@ from quarry_core.registrations import StorageBackendPlugin
 
 if TYPE_CHECKING:
     from quarry_core.interfaces import StorageConfig
-
     from quarry_lode.backend import LodeBackend
 
 __all__ = ["quarry_storage_backends"]

@@ -17,11 +17,11 @@ from quarry_lode.snapshot import is_snapshot_id, snapshot_day
 
 __all__ = [
     "DATASET_NAME_RE",
+    "Layout",
     "PARTITION_KEYS",
+    "Partition",
     "TABLES",
     "TABLE_EVENT_TYPES",
-    "Layout",
-    "Partition",
     "data_extension",
     "is_data_file",
     "parse_data_filename",

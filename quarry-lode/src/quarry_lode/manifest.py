@@ -13,7 +13,12 @@ import attrs
 
 from quarry_lode.layout import PARTITION_KEYS
 
-__all__ = ["FORMAT_VERSION", "SCHEMA_NAME", "Manifest", "ManifestFile"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Manifest",
+    "ManifestFile",
+    "SCHEMA_NAME",
+]
 
 SCHEMA_NAME = "lode-manifest"
 FORMAT_VERSION = "1.0.0"

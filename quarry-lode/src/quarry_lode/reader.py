@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
-from quarry_core.interfaces import SidecarFile
 
+from quarry_core.interfaces import SidecarFile
 from quarry_lode.codecs import SCHEMAS, decode_file
 from quarry_lode.errors import ArtifactCorrupt, ArtifactNotFound, NoMetricsFound, classify
 from quarry_lode.escaping import escape
@@ -147,9 +147,7 @@ class LodeDataset:
         except Exception as exc:
             raise classify(exc, "list", path) from exc
 
-    def files(
-        self, table: str = "events", *, committed_only: bool = True, **filters: str | None
-    ) -> list[DataFile]:
+    def files(self, table: str = "events", *, committed_only: bool = True, **filters: str | None) -> list[DataFile]:
         """Data files of ``table`` matching the partition filters, in commit order."""
         unknown = set(filters) - set(PARTITION_KEYS)
         if unknown:
@@ -385,9 +383,7 @@ class LodeDataset:
         """Ids of artifacts with committed chunks but no committed commit record, sorted."""
         chunk_ids = set(self._chunk_refs(run_id))
         events = self.read("events", run_id=run_id, event_type="artifact", columns=["record_kind", "artifact_id"])
-        committed = {
-            r["artifact_id"] for r in events.to_pylist() if r["record_kind"] == "artifact_event"
-        }
+        committed = {r["artifact_id"] for r in events.to_pylist() if r["record_kind"] == "artifact_event"}
         return sorted(chunk_ids - committed)
 
     # ------------------------------------------------------------------ sidecars

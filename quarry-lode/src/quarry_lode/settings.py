@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from quarry_core.errors import ConfigError
 from quarry_core.interfaces import StorageConfig
-
 from quarry_lode.layout import DATASET_NAME_RE
 
 __all__ = [
@@ -104,8 +104,9 @@ def resolve_location(config: StorageConfig) -> Location:
             s3.setdefault("addressing_style", "path")
             config_kwargs["s3"] = s3
             options["config_kwargs"] = config_kwargs
-    return Location(url=url, scheme=scheme, local_path=local_path, storage_options=options,
-                    conditional_writes=conditional)
+    return Location(
+        url=url, scheme=scheme, local_path=local_path, storage_options=options, conditional_writes=conditional
+    )
 
 
 def _check_scheme(scheme: str) -> None:

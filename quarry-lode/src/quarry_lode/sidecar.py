@@ -14,7 +14,6 @@ import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from quarry_core.interfaces import RunPartition, SidecarFile
-
 from quarry_lode.errors import PathExistsError, classify
 
 if TYPE_CHECKING:

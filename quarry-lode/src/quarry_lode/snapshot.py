@@ -12,7 +12,13 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["SNAPSHOT_ID_RE", "is_snapshot_id", "new_snapshot_id", "snapshot_datetime", "snapshot_day"]
+__all__ = [
+    "SNAPSHOT_ID_RE",
+    "is_snapshot_id",
+    "new_snapshot_id",
+    "snapshot_datetime",
+    "snapshot_day",
+]
 
 SNAPSHOT_ID_RE = re.compile(r"^[0-9]{20}-[0-9a-f]{8}$")
 

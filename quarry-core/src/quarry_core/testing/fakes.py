@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_EVENT_TYPES",
+    "DEFAULT_RUN_ID",
+    "DEFAULT_TS",
     "Commit",
     "LogCapture",
+    "LogRecord",
     "MemorySink",
     "SinkFailure",
     "capture_logs",
