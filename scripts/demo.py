@@ -48,8 +48,15 @@ def main() -> int:
     print("\nRead it yourself:")
     print('  python -c "import pyarrow.dataset as ds; '
           "print(ds.dataset('quarry-data/datasets/quarry/events', format='parquet', partitioning='hive').to_table())\"")
-    print("  duckdb -c \"SELECT event_type, count(*) FROM read_parquet('quarry-data/datasets/quarry/events/**/*.parquet',"
-          ' hive_partitioning=true) GROUP BY ALL"')
+    query = ("SELECT source, event_type, count(*) AS n FROM read_parquet("
+             "'quarry-data/datasets/quarry/events/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL")
+    print(f'  uv run python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"')
+    try:
+        import duckdb
+    except ImportError:
+        return 0
+    print()
+    duckdb.sql(query.replace("quarry-data", str(STORAGE))).show()
     return 0
 
 

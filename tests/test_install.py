@@ -43,7 +43,16 @@ def test_core_plus_buffered_from_wheels_runs(wheels: Path, tmp_path: Path) -> No
     env = {**os.environ, "VIRTUAL_ENV": str(venv)}
     env.pop("UV_PROJECT_ENVIRONMENT", None)
     subprocess.run(
-        [_uv(), "pip", "install", "-q", "--find-links", str(wheels), "quarry-core", "quarry-policy-buffered"],
+        [
+            _uv(),
+            "pip",
+            "install",
+            "-q",
+            "--find-links",
+            str(wheels),
+            "quarry-core==0.1.0",
+            "quarry-policy-buffered==0.1.0",
+        ],
         check=True,
         timeout=600,
         env=env,

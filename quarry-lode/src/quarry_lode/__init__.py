@@ -82,6 +82,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "PARTITION_KEYS",
+    "TABLES",
     "AccessDeniedError",
     "AdvanceResult",
     "ArtifactCorrupt",
@@ -101,13 +103,11 @@ __all__ = [
     "NetworkError",
     "NoMetricsFound",
     "NotFoundError",
-    "PARTITION_KEYS",
     "Partition",
     "PathExistsError",
     "PermissionDeniedError",
     "PointerStore",
     "StorageTimeoutError",
-    "TABLES",
     "ThrottledError",
     "UnknownStorageError",
     "__version__",

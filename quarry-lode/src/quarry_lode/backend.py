@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
 __all__ = [
-    "LodeBackend",
-    "LodeRunStorage",
     "RECORD_TABLES",
     "WRITER",
+    "LodeBackend",
+    "LodeRunStorage",
     "event_row",
     "make_backend",
 ]

@@ -30,6 +30,7 @@ import errno
 from quarry_core.errors import QuarryError, StorageError
 
 __all__ = [
+    "STORAGE_ERROR_KINDS",
     "AccessDeniedError",
     "ArtifactCorrupt",
     "ArtifactNotFound",
@@ -42,7 +43,6 @@ __all__ = [
     "NotFoundError",
     "PathExistsError",
     "PermissionDeniedError",
-    "STORAGE_ERROR_KINDS",
     "StorageTimeoutError",
     "ThrottledError",
     "UnknownStorageError",

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from quarry_core.interfaces import StorageConfig
     from quarry_lode.backend import LodeBackend
 
-__all__ = ["quarry_storage_backends"]
+__all__ = [
+    "quarry_storage_backends",
+]
 
 
 def _factory(config: StorageConfig) -> LodeBackend:

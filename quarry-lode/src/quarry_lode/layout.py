@@ -11,17 +11,18 @@ import re
 from collections.abc import Mapping
 
 import attrs
+from quarry_core.partitions import PARTITION_KEYS
 
 from quarry_lode.escaping import escape_value, unescape
 from quarry_lode.snapshot import is_snapshot_id, snapshot_day
 
 __all__ = [
     "DATASET_NAME_RE",
-    "Layout",
     "PARTITION_KEYS",
-    "Partition",
     "TABLES",
     "TABLE_EVENT_TYPES",
+    "Layout",
+    "Partition",
     "data_extension",
     "is_data_file",
     "parse_data_filename",
@@ -29,7 +30,6 @@ __all__ = [
     "validate_dataset_name",
 ]
 
-PARTITION_KEYS: tuple[str, ...] = ("source", "category", "day", "run_id", "event_type")
 TABLES: tuple[str, ...] = ("events", "chunks", "metrics", "runs", "outbox")
 #: Tables whose partitions have a fixed ``event_type``.
 TABLE_EVENT_TYPES: Mapping[str, str] = {

@@ -15,9 +15,9 @@ from quarry_lode.layout import PARTITION_KEYS
 
 __all__ = [
     "FORMAT_VERSION",
+    "SCHEMA_NAME",
     "Manifest",
     "ManifestFile",
-    "SCHEMA_NAME",
 ]
 
 SCHEMA_NAME = "lode-manifest"

@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
     from fsspec import AbstractFileSystem
 
-__all__ = ["DataFile", "LodeDataset", "open_dataset"]
+__all__ = [
+    "DataFile",
+    "LodeDataset",
+    "open_dataset",
+]
 
 _METRICS_REQUIRED = ("ts", "run_id", "policy", "executor", "storage_backend")
 _CHUNK_META = ["artifact_id", "seq", "is_last", "offset", "length", "checksum"]

@@ -19,7 +19,10 @@ from quarry_lode.errors import PathExistsError, classify
 if TYPE_CHECKING:
     from quarry_lode.dataset import Dataset
 
-__all__ = ["META_SUFFIX", "SidecarWriter"]
+__all__ = [
+    "META_SUFFIX",
+    "SidecarWriter",
+]
 
 META_SUFFIX = ".meta.json"
 
