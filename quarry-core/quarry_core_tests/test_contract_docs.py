@@ -158,9 +158,20 @@ def test_frame_kinds_table_lists_exactly_the_frame_types() -> None:
 
 def test_executor_exit_code_table() -> None:
     rows = table(read("CONTRACT_IPC.md"), "| Executor exit | Meaning |")
-    codes = [int(code) for code, _ in rows]
-    assert codes == [0, 1, 2, 3]
-    assert all(meaning for _, meaning in rows)
+    meanings = {int(code): meaning for code, meaning in rows}
+    assert list(meanings) == [0, 1, 2, 3]
+    assert all(meanings.values())
+
+
+def test_executor_exit_code_table_matches_the_executor() -> None:
+    host = pytest.importorskip("quarry_executor.host")
+    main = pytest.importorskip("quarry_executor.__main__")  # defines constants only; main() is not called
+    rows = table(read("CONTRACT_IPC.md"), "| Executor exit | Meaning |")
+    meanings = {int(code): meaning.lower() for code, meaning in rows}
+    for status, code in host.EXIT_CODES.items():  # run_result status -> cold exit code
+        assert status in meanings[code], f"exit {code} should be documented as {status!r}"
+    assert "unusable run request" in meanings[main.EXIT_BAD_REQUEST]
+    assert set(meanings) == {*host.EXIT_CODES.values(), main.EXIT_BAD_REQUEST}
 
 
 def test_run_request_keys_are_documented() -> None:

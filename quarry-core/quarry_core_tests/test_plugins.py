@@ -35,7 +35,7 @@ def host() -> PluginHost:
 
 def test_fresh_host_has_nothing(host: PluginHost) -> None:
     assert host.available("ingestion_policy") == {}
-    assert host.loaded == []
+    assert [p.name for p in host.loaded] == ["core"]  # quarry-core's own built-ins only
 
 
 def test_select_by_name_and_unknown_lists_available(host: PluginHost) -> None:
@@ -110,7 +110,7 @@ def test_entry_points_load_one_by_one_and_failures_are_data(monkeypatch: pytest.
         logger.remove(sink)
         logger.disable("quarry_core")
     assert host.ingestion_policy("good").distribution == "good-dist"
-    assert [p.name for p in host.loaded] == ["good"]  # the duplicate dist-info is skipped
+    assert [p.name for p in host.loaded] == ["core", "good"]  # the duplicate dist-info is skipped
     assert len(host.load_errors) == 1
     err = host.load_errors[0]
     assert (err.entry_point, err.distribution) == ("bad", "bad-dist")
@@ -121,7 +121,7 @@ def test_entry_points_load_one_by_one_and_failures_are_data(monkeypatch: pytest.
     blocked = PluginHost.build(strict=True, disable=["bad"], allow=None)
     assert blocked.load_errors == []
     allow = PluginHost.build(strict=True, disable=[], allow=["other-dist"])
-    assert allow.loaded == []
+    assert [p.name for p in allow.loaded] == ["core"]
 
 
 def test_observer_hooks_are_isolated(host: PluginHost) -> None:

@@ -48,4 +48,11 @@ def test_hooks_module_imports_nothing_heavy() -> None:
 
 
 def test_exports() -> None:
-    assert quarry_executor.__all__ == sorted(n for n in dir(quarry_executor) if not n.startswith("_") or n == "__version__")
+    import types
+
+    public = sorted(
+        n
+        for n, v in vars(quarry_executor).items()
+        if (not n.startswith("_") or n == "__version__") and not isinstance(v, types.ModuleType)
+    )
+    assert quarry_executor.__all__ == public

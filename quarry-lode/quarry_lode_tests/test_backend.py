@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -52,10 +53,10 @@ def test_validate_messages(tmp_path: Path) -> None:
     validate(StorageConfig(path=str(tmp_path / "missing")))  # created later by prepare
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(ConfigError, match=f"^storage path is not a directory: {a_file}$"):
+    with pytest.raises(ConfigError, match=f"^storage path is not a directory: {re.escape(str(a_file))}$"):
         validate(StorageConfig(path=str(a_file)))
     if not _importable("gcsfs"):
-        with pytest.raises(ConfigError, match='^unsupported storage URL scheme "gs": install gcsfs$'):
+        with pytest.raises(ConfigError, match=r'^unsupported storage URL scheme "gs": install gcsfs$'):
             validate(StorageConfig(path="gs://bucket/x"))
     with pytest.raises(ConfigError, match='unsupported storage URL scheme "nosuchscheme"'):
         validate(StorageConfig(path="nosuchscheme://x"))

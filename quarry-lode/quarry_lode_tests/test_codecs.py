@@ -77,7 +77,7 @@ def test_jsonl_shape() -> None:
 def test_timestamps() -> None:
     assert parse_ts("2026-11-25T10:00:00Z") == datetime(2026, 11, 25, 10, tzinfo=UTC)
     assert parse_ts("2026-11-25T11:00:00+01:00") == datetime(2026, 11, 25, 10, tzinfo=UTC)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no UTC offset"):
         parse_ts("2026-11-25T10:00:00")
     assert format_ts(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
     assert format_ts(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), digits=6) == "2026-01-02T03:04:05.678901Z"

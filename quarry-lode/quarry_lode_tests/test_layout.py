@@ -43,7 +43,7 @@ def test_extensions_and_names() -> None:
     assert parse_data_filename(".part-x.tmp") is None
     assert validate_dataset_name("quarry.v2_a-b") == "quarry.v2_a-b"
     for bad in ("", ".hidden", "a/b", "x" * 129):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid dataset name"):
             validate_dataset_name(bad)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         Partition("s", "c", "25.11.2026", "r", "item").relpath()

@@ -144,7 +144,7 @@ def test_metrics_missing_required_field(backend_factory: Callable[..., LodeBacke
     row = prepare_record("metrics", metrics("2026-11-25T10:00:00Z"), {"run_id": "r1"})
     row["executor"] = None  # written by some other, older writer
     b.dataset.write({("metrics", Partition("s", "c", "2026-11-25", "r1", "metrics")): [row]}, metadata={})
-    with pytest.raises(ValueError, match="^metrics record missing required field: executor$"):
+    with pytest.raises(ValueError, match=r"^metrics record missing required field: executor$"):
         open_dataset(b.root_url).latest_metrics()
 
 

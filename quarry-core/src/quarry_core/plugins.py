@@ -161,6 +161,9 @@ class PluginHost:
         allowed = {_normalise(a) for a in allowed_list} if allowed_list is not None else None
         for name in blocked:
             host._pm.set_blocked(name)
+        from quarry_core import __version__, builtins
+
+        host.register(builtins, name="core", distribution="quarry-core", version=__version__)
         if load_entrypoints:
             host._load_entrypoints(strict=strict, blocked=blocked, allowed=allowed)
         host._pm.check_pending()

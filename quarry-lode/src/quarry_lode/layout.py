@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 
 import attrs
-from quarry_core.partitions import PARTITION_KEYS
 
+from quarry_core.partitions import PARTITION_KEYS
 from quarry_lode.escaping import escape_value, unescape
 from quarry_lode.snapshot import is_snapshot_id, snapshot_day
 

@@ -262,9 +262,16 @@ class LodeDataset:
 
     # ------------------------------------------------------------------ runs and metrics
 
-    def runs(self, **filters: str | None) -> list[dict[str, Any]]:
+    def runs(
+        self,
+        *,
+        source: str | None = None,
+        category: str | None = None,
+        day: str | None = None,
+        run_id: str | None = None,
+    ) -> list[dict[str, Any]]:
         """The newest record (by ``updated_at``) of every run matching the partition filters."""
-        arrow = self.read("runs", **filters)
+        arrow = self.read("runs", source=source, category=category, day=day, run_id=run_id)
         newest: dict[str, dict[str, Any]] = {}
         for row in arrow.to_pylist(maps_as_pydicts="strict"):
             rid = row["run_id"]

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import threading
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from quarry_core.interfaces import RunPartition, SidecarFile
 from quarry_lode.errors import PathExistsError, classify
@@ -71,14 +71,14 @@ class SidecarWriter:
         key = self.key_for(filename)
         path = f"{ds.root.rstrip('/')}/{key}"
         shown = ds.display(path)
+        payload: bytes | BinaryIO
+        reader: _HashingReader | None = None
         if isinstance(data, (bytes, bytearray, memoryview)):
-            payload: bytes | BinaryIO = bytes(data)
-            size = len(payload)
-            digest = hashlib.sha256(payload).hexdigest()
-            reader = None
+            raw = bytes(data)
+            payload, size, digest = raw, len(raw), hashlib.sha256(raw).hexdigest()
         else:
             reader = _HashingReader(data)
-            payload = reader  # type: ignore[assignment]
+            payload = cast(BinaryIO, reader)
             size, digest = 0, ""
         try:
             created = ds.store.create_only(path, payload)

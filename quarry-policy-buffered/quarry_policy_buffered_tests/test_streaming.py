@@ -1,0 +1,241 @@
+"""Unit tests of the streaming policy (policies.md §6)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from quarry_core.errors import PolicyError
+from quarry_core.testing.fakes import LogCapture, MemorySink, make_artifact, make_chunk, make_event
+
+from quarry_policy_buffered import STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, event_size
+from quarry_policy_buffered_tests.helpers import Sleeps, streaming
+
+pytestmark = pytest.mark.anyio
+
+ALL_TRIGGERS = {"count", "interval", "termination", "capacity"}
+
+
+def test_internal_caps() -> None:
+    assert STREAMING_ITEM_CAP == 50_000
+    assert STREAMING_BYTE_CAP == 128 * 1024 * 1024
+
+
+async def test_flush_count_three() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_count=3)
+    await policy.ingest_event(make_event(1))
+    await policy.ingest_event(make_event(2))
+    assert sink.calls == []
+    await policy.ingest_event(make_event(3))  # flushes inside the ingest call
+    assert [[e.seq for e in c.items] for c in sink.commits] == [[1, 2, 3]]
+    stats = policy.stats()
+    assert stats.flush_triggers == {"count": 1, "interval": 0, "termination": 0, "capacity": 0}
+    assert stats.flush_count == 1
+    assert stats.buffered_events == 0
+
+
+async def test_chunks_do_not_count_toward_flush_count() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_count=2)
+    chunks, record = make_artifact(2, [b"a", b"b", b"c"])
+    await policy.ingest_event(make_event(1))
+    for chunk in chunks:
+        await policy.ingest_chunk(chunk)
+    assert sink.calls == []
+    await policy.ingest_event(record)
+    assert [c.kind for c in sink.commits] == ["chunks", "events"]
+    assert [e.seq for e in sink.events] == [1, 2]
+
+
+async def test_flush_triggers_has_all_keys_from_the_start() -> None:
+    policy = streaming(MemorySink(), flush_interval=10)
+    triggers = policy.stats().flush_triggers
+    assert triggers is not None
+    assert set(triggers) == ALL_TRIGGERS
+    assert not any(triggers.values())
+    await policy.close()
+
+
+async def test_empty_termination_flush_counts_without_a_sink_call() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_count=5)
+    await policy.flush()
+    await policy.flush("termination")
+    stats = policy.stats()
+    assert sink.calls == []
+    assert stats.flush_count == 2
+    assert stats.flush_triggers is not None
+    assert stats.flush_triggers["termination"] == 2
+
+
+async def test_item_cap_triggers_a_capacity_flush() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_count=100, item_cap=3)
+    await policy.ingest_event(make_event(1))
+    await policy.ingest_chunk(make_chunk("a", 1, b"x"))
+    assert sink.calls == []
+    await policy.ingest_event(make_event(2))
+    assert [c.kind for c in sink.commits] == ["chunks", "events"]
+    assert policy.stats().flush_triggers == {"count": 0, "interval": 0, "termination": 0, "capacity": 1}
+
+
+async def test_byte_cap_flushes_before_an_item_that_would_exceed_it() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_count=100, byte_cap=100)
+    await policy.ingest_chunk(make_chunk("a", 1, b"x" * 60))
+    assert sink.calls == []
+    await policy.ingest_chunk(make_chunk("a", 2, b"x" * 60))  # would exceed: the buffer is flushed first
+    assert [len(c.items) for c in sink.commits] == [1]
+    assert policy.stats().buffered_bytes == 60
+    await policy.ingest_chunk(make_chunk("b", 1, b"x" * 500))  # empty buffer: any item, then a cap is reached
+    assert [len(c.items) for c in sink.commits] == [1, 1, 1]
+    triggers = policy.stats().flush_triggers
+    assert triggers is not None
+    assert triggers["capacity"] == 3
+
+
+async def test_event_bytes_count_toward_the_byte_cap() -> None:
+    sink = MemorySink()
+    event = make_event(1)
+    policy = streaming(sink, flush_count=100, byte_cap=event_size(event) * 2)
+    await policy.ingest_event(event)
+    assert policy.stats().buffered_bytes == event_size(event)
+    await policy.ingest_event(make_event(2))
+    assert len(sink.events) == 2
+
+
+async def test_interval_flushes_only_a_non_empty_buffer() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_interval=0.02)
+    await policy.ingest_event(make_event(1))
+    await asyncio.sleep(0.1)
+    assert [e.seq for e in sink.events] == [1]
+    await asyncio.sleep(0.1)
+    stats = policy.stats()
+    assert stats.flush_triggers is not None
+    assert stats.flush_triggers["interval"] == 1  # later ticks found nothing and did not fire
+    assert stats.flush_count == 1
+    await policy.close()
+
+
+async def test_interval_failure_warns_and_keeps_the_data(logs: LogCapture) -> None:
+    sink = MemorySink()
+    sink.fail(1)
+    sleeps = Sleeps()
+    policy = streaming(sink, sleeps, flush_interval=0.02)
+    await policy.ingest_event(make_event(1))
+    await asyncio.sleep(0.15)
+    assert [e.seq for e in sink.events] == [1]
+    assert logs.at("WARNING") == ["Warning: streaming interval flush failed: injected chunks write failure"] or (
+        logs.at("WARNING") == ["Warning: streaming interval flush failed: injected events write failure"]
+    )
+    stats = policy.stats()
+    assert stats.flush_failures == 1
+    assert stats.write_retries == 0  # one attempt; the next tick is the retry
+    assert sleeps.delays == []
+    assert stats.errors == 0
+    await policy.close()
+
+
+async def test_count_flush_retries_then_raises() -> None:
+    sink = MemorySink()
+    sink.fail(None)
+    sleeps = Sleeps()
+    policy = streaming(sink, sleeps, flush_count=1, max_flush_retries=3)
+    with pytest.raises(PolicyError, match=r"^streaming flush failed permanently after 3 retries: injected"):
+        await policy.ingest_event(make_event(1))
+    assert len(sink.calls) == 4
+    assert sleeps.delays == [0.1, 0.2, 0.4]
+    stats = policy.stats()
+    assert stats.flush_failures == 4
+    assert stats.write_retries == 3
+    assert stats.errors == 1
+    assert stats.buffered_events == 1
+    await policy.close()
+    assert policy.stats().events_unflushed == 1
+
+
+async def test_chunk_failure_returns_both_parts_ahead_of_newer_items() -> None:
+    sink = MemorySink()
+    sink.fail(None, on="chunks")
+    policy = streaming(sink, flush_count=1, max_flush_retries=1)
+    chunks, record = make_artifact(1, [b"abc"])
+    await policy.ingest_chunk(chunks[0])
+    with pytest.raises(PolicyError):
+        await policy.ingest_event(record)
+    assert policy.stats().buffered_events == 1
+    assert policy.stats().buffered_bytes == 3 + event_size(record)
+    sink.heal()
+    await policy.ingest_event(make_event(2))
+    assert [c.kind for c in sink.commits] == ["chunks", "events"]
+    assert [e.seq for e in sink.events] == [1, 2]
+    assert policy.stats().chunks_persisted == 1
+
+
+async def test_event_failure_after_chunk_success_returns_only_the_events() -> None:
+    sink = MemorySink()
+    sink.fail(None, on="events")
+    policy = streaming(sink, flush_count=1, max_flush_retries=2)
+    chunks, record = make_artifact(1, [b"abc"])
+    await policy.ingest_chunk(chunks[0])
+    with pytest.raises(PolicyError):
+        await policy.ingest_event(record)
+    assert len(sink.chunk_commits) == 1  # chunks_first: not re-sent on retry
+    stats = policy.stats()
+    assert stats.chunks_persisted == 1
+    assert stats.buffered_bytes == event_size(record)
+    sink.heal()
+    await policy.flush()
+    assert len(sink.chunk_commits) == 1
+    assert [e.seq for e in sink.events] == [1]
+    assert sink.commits[0].kind == "chunks"
+
+
+async def test_flush_swaps_the_buffer_so_ingestion_continues() -> None:
+    sink = MemorySink()
+    sink.stall()
+    policy = streaming(sink, flush_count=100)
+    await policy.ingest_event(make_event(1))
+    flushing = asyncio.create_task(policy.flush())
+    await sink.wait_stalled()
+    await policy.ingest_event(make_event(2))  # not blocked by the flush in progress
+    assert policy.stats().buffered_events == 2  # one in flight, one waiting
+    sink.release()
+    await flushing
+    await policy.flush()
+    assert [[e.seq for e in c.items] for c in sink.commits] == [[1], [2]]
+
+
+async def test_close_stops_the_interval_task_and_flushes_best_effort() -> None:
+    sink = MemorySink()
+    policy = streaming(sink, flush_interval=3600)
+    await policy.ingest_event(make_event(1))
+    task = policy._interval_task
+    assert task is not None
+    await policy.close()
+    await policy.close()
+    assert task.done()
+    assert [e.seq for e in sink.events] == [1]
+    assert sink.close_calls == 1
+    stats = policy.stats()
+    assert stats.flush_triggers is not None
+    assert stats.flush_triggers["termination"] == 1
+    with pytest.raises(PolicyError, match="closed"):
+        await policy.ingest_event(make_event(2))
+
+
+async def test_close_after_a_failed_final_flush_does_not_retry_again() -> None:
+    sink = MemorySink()
+    sink.fail(None)
+    policy = streaming(sink, flush_count=10, max_flush_retries=1)
+    await policy.ingest_event(make_event(1, "log"))
+    with pytest.raises(PolicyError):
+        await policy.flush()
+    calls = len(sink.calls)
+    await policy.close()
+    assert len(sink.calls) == calls
+    stats = policy.stats()
+    assert dict(stats.unflushed_by_type) == {"log": 1}
+    assert stats.events_dropped == 0
