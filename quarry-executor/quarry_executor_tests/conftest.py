@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from quarry_core.protocol import (
     EVENT_TYPES,
     FileWriteAck,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from quarry_core.protocol import ProxyUpdate
 
+from quarry_core.protocol import ProxyUpdate
 from quarry_executor.browser import (
     BrowserNotFoundError,
     find_browser_executable,
@@ -171,8 +171,14 @@ def cdp_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subp
     profile = tmp_path_factory.mktemp("profile")
     proc = subprocess.Popen(
         [
-            exe, "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--remote-debugging-port=0",
-            "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}", "about:blank",
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--remote-debugging-port=0",
+            "--remote-debugging-address=127.0.0.1",
+            f"--user-data-dir={profile}",
+            "about:blank",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

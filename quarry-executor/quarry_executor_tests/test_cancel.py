@@ -6,6 +6,7 @@ import signal
 from typing import Any
 
 import pytest
+
 from quarry_core.protocol import Cancel
 
 pytestmark = pytest.mark.browser

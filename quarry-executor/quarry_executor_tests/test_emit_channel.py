@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+
 from quarry_core.errors import EmitValidationError, SinkFailedError, TerminalEventError
 from quarry_core.protocol import Cancel, FileWriteAck, ProxyUpdate, RunRequest, encode_frame, read_frame_sync
-
 from quarry_executor.channel import Channel, ChannelClosedError, FrameWriter, StdinReader
 from quarry_executor.emit import Emitter, RunStream
 from quarry_executor.storage import Storage

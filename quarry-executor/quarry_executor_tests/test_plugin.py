@@ -7,10 +7,10 @@ import sys
 from importlib.metadata import entry_points
 
 import pytest
-from quarry_core.interfaces import ExecutorConfig
-from quarry_core.registrations import ExecutorPlugin
 
 import quarry_executor
+from quarry_core.interfaces import ExecutorConfig
+from quarry_core.registrations import ExecutorPlugin
 from quarry_executor import hooks
 
 

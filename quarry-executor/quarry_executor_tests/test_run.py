@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from quarry_core.protocol import Event, RunResult, parse_executor_frame
 
 pytestmark = pytest.mark.browser
@@ -213,7 +214,16 @@ def test_all_event_types_pass_the_runtime_decoder(execute: Any) -> None:
     assert res.code == 0, res.stderr
     check_contract(res.frames)
     assert [e["type"] for e in res.events] == [
-        "checkpoint", "enqueue", "enqueue", "log", "log", "log", "log", "log", "rotate_proxy", "item",
+        "checkpoint",
+        "enqueue",
+        "enqueue",
+        "log",
+        "log",
+        "log",
+        "log",
+        "log",
+        "rotate_proxy",
+        "item",
         "run_complete",
     ]
     assert res.events[2]["payload"] == {"target": "child.py", "params": {}}
@@ -263,7 +273,9 @@ def test_artifacts_are_chunked_and_precede_their_commit(execute: Any) -> None:
     assert all(res.frames.index(c) < commit_at for c in big_chunks)
     commit = res.frames[commit_at]["payload"]
     assert commit == {
-        "artifact_id": ids["big"], "name": "dump.bin", "content_type": "application/octet-stream",
+        "artifact_id": ids["big"],
+        "name": "dump.bin",
+        "content_type": "application/octet-stream",
         "size_bytes": 20 * mib,
     }
     empty_chunks = [f for f in res.frames if f["type"] == "artifact_chunk" and f["artifact_id"] == ids["empty"]]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from quarry_core.errors import StorageFilenameError
 from quarry_core.protocol import FileWriteAck
-
 from quarry_executor.storage import check_filename
 
 pytestmark = pytest.mark.browser

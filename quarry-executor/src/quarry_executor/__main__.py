@@ -45,7 +45,6 @@ def _validate(ipc_fd: int, args: list[str]) -> int:
     import json
 
     from quarry_core.errors import ScriptLoadError
-
     from quarry_executor.loader import HOOK_NAMES, load_script
 
     if not args or not args[0]:
@@ -72,7 +71,6 @@ async def _run(ipc_fd: int) -> int:
     import signal
 
     from quarry_core.protocol import RunRequest, RunRequestError
-
     from quarry_executor.channel import Channel, FrameWriter, RequestLineError, StdinReader
     from quarry_executor.diag import warn
     from quarry_executor.host import SIGTERM_GRACE, ScriptHost

@@ -34,7 +34,6 @@ from quarry_core.protocol import (
     decode_payload,
     parse_control_frame,
 )
-
 from quarry_executor.diag import warn
 
 __all__ = ["Channel", "ChannelClosedError", "FrameWriter", "RequestLineError", "StdinReader"]
@@ -274,7 +273,8 @@ class Channel:
         """Record the first failure; every pending reply fails with it."""
         if self.failure is None:
             self.failure = exc
-        for fut in [*self._acks.values(), *self._proxy_updates.values()]:
+        pending: list[asyncio.Future[Any]] = [*self._acks.values(), *self._proxy_updates.values()]
+        for fut in pending:
             if not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # waiters still get it; nobody waiting is not worth a log line
@@ -374,4 +374,3 @@ class Channel:
                 self._on_cancel(frame)
         elif isinstance(frame, (RunRequestFrame, Shutdown)):
             warn(f"{frame.KIND} control frame ignored: this executor is not in warm mode")
-

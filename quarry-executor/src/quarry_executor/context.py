@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from quarry_core.sdk import RedactedProxy, RunMeta
-
 from quarry_executor.browser import redact_proxy
 
 if TYPE_CHECKING:

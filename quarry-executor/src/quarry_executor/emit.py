@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
+
 from quarry_core.errors import EmitValidationError, SinkFailedError, TerminalEventError
 from quarry_core.protocol import (
     LOG_LEVELS,
@@ -33,7 +34,6 @@ from quarry_core.protocol import (
     json_value_error,
 )
 from quarry_core.sdk import ProxyRotation, RedactedProxy
-
 from quarry_executor.channel import Channel
 from quarry_executor.envelope import EnvelopeFactory
 
@@ -162,9 +162,7 @@ class Emitter:
         self._current_proxy = current_proxy
         self._proxy_timeout = proxy_timeout
 
-    def bind_proxy(
-        self, applier: ProxyApplier | None, current: Callable[[], RedactedProxy | None] | None
-    ) -> None:
+    def bind_proxy(self, applier: ProxyApplier | None, current: Callable[[], RedactedProxy | None] | None) -> None:
         """Set how ``rotate_proxy`` applies a new endpoint and reads the current one (the host does)."""
         self._proxy_applier = applier
         self._current_proxy = current
@@ -281,7 +279,9 @@ class Emitter:
             applied = await self._proxy_applier(update.proxy)
         except Exception as exc:
             return ProxyRotation(
-                rotated=False, proxy=self._current(), error=f"applying the new proxy failed: {type(exc).__name__}: {exc}"
+                rotated=False,
+                proxy=self._current(),
+                error=f"applying the new proxy failed: {type(exc).__name__}: {exc}",
             )
         return ProxyRotation(rotated=True, proxy=applied)
 

@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
+
 from quarry_core.errors import ScriptLoadError
 from quarry_core.protocol import MAX_STACK_SIZE, Cancel, RunRequest, RunResult, encode_frame
 from quarry_core.sdk import PrepareResult, RunMeta, TerminalSignal
-
 from quarry_executor.browser import BrowserSession, redact_proxy
 from quarry_executor.channel import Channel
 from quarry_executor.context import RunContext
@@ -377,9 +377,7 @@ class ScriptHost:
             return RunStatus("error", self._cancel.message, self._cancel.error_type)
         if stream.terminal == "run_error":
             payload = stream.terminal_payload or {}
-            return RunStatus(
-                "error", str(payload.get("message", "")), payload.get("error_type"), payload.get("stack")
-            )
+            return RunStatus("error", str(payload.get("message", "")), payload.get("error_type"), payload.get("stack"))
         if stream.terminal == "run_complete" and (stream.terminal_payload or {}).get("summary") is not None:
             return RunStatus("completed", "run completed with summary")
         return RunStatus("completed", "run completed")
@@ -438,6 +436,9 @@ def _being_cancelled() -> bool:
 
 def _interpret_prepare(result: object) -> tuple[str, Mapping[str, Any] | None, str | None]:
     """``(action, job, reason)`` from a prepare hook's return value, or a crash."""
+    action: object
+    job: object
+    reason: object
     if isinstance(result, PrepareResult):
         action, job, reason = result.action, result.job, result.reason
     elif isinstance(result, Mapping):
@@ -450,4 +451,6 @@ def _interpret_prepare(result: object) -> tuple[str, Mapping[str, Any] | None, s
         raise _Crash(f"prepare hook returned a job that is not a mapping: {job!r}")
     if reason is not None and not isinstance(reason, str):
         reason = str(reason)
+    assert job is None or isinstance(job, Mapping)
+    assert reason is None or isinstance(reason, str)
     return str(action), job, reason

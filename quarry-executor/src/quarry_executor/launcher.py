@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from quarry_core.interfaces import ExecutorConfig
-
 from quarry_executor import __version__
 
 __all__ = ["PlaywrightLauncher"]

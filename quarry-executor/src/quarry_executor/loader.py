@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+
 from quarry_core.errors import ScriptLoadError
 
 __all__ = ["HOOK_NAMES", "LoadedScript", "call_maybe_async", "load_script"]

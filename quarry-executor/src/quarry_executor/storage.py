@@ -12,7 +12,6 @@ from typing import Any
 from quarry_core.errors import EmitValidationError, StorageFilenameError, StoragePutError, StorageSizeError
 from quarry_core.protocol import MAX_CHUNK_SIZE, MAX_FILE_WRITE_SIZE, MAX_SIDECAR_SIZE, FileWriteAck, encode_frame
 from quarry_core.sdk import StoragePutResult
-
 from quarry_executor.emit import RunStream
 
 __all__ = ["Storage", "check_filename"]
@@ -55,9 +54,7 @@ class Storage:
     def __init__(self, stream: RunStream) -> None:
         self._stream = stream
 
-    async def put(
-        self, filename: str, data: bytes, content_type: str = "application/octet-stream"
-    ) -> StoragePutResult:
+    async def put(self, filename: str, data: bytes, content_type: str = "application/octet-stream") -> StoragePutResult:
         stream = self._stream
         if stream.terminal is not None:
             stream.check_open()

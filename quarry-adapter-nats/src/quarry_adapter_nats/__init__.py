@@ -1,0 +1,5 @@
+"""quarry_adapter_nats"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
