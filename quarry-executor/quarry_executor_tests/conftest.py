@@ -68,7 +68,7 @@ class ExecResult:
         return [f["payload"] for f in self.frames if f["type"] == "item"]
 
     def item(self, item_type: str) -> dict[str, Any]:
-        found = [p["data"] for p in self.items if p["item_type"] == item_type]
+        found: list[dict[str, Any]] = [p["data"] for p in self.items if p["item_type"] == item_type]
         assert found, f"no item {item_type!r} in {self.types}\nstderr:\n{self.stderr}"
         return found[0]
 
@@ -149,7 +149,7 @@ def run_executor(
         except BrokenPipeError:
             pass
         while True:
-            frame = read_frame_sync(proc.stdout)
+            frame = read_frame_sync(proc.stdout)  # type: ignore[arg-type]
             if frame is None:
                 break
             frames.append(frame)

@@ -153,7 +153,7 @@ def test_acks_proxy_updates_and_cancel_are_routed() -> None:
         rig.send_control(FileWriteAck(write_id=99, ok=True, key="nobody"))
         rig.send_control(FileWriteAck(write_id=2, ok=True, key="k2"))
         rig.send_control(FileWriteAck(write_id=1, ok=True, key="k1"))
-        assert await asyncio.wait_for(puts, 5) == ["k1", "k2"]
+        assert list(await asyncio.wait_for(puts, 5)) == ["k1", "k2"]
 
         rotation = asyncio.create_task(rig.emit.rotate_proxy("blocked"))
         await asyncio.sleep(0.05)
