@@ -27,10 +27,19 @@ def main() -> int:
     url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
     print(f"demo: serving {SITE.relative_to(ROOT)} at {url}")
     cmd = [
-        sys.executable, "-m", "quarry_core.cli", "run", str(ROOT / "examples" / "demo" / "crawl.py"),
-        "--job", json.dumps({"url": url}), "--source", "stone-shop", "--storage-path", str(STORAGE),
+        sys.executable,
+        "-m",
+        "quarry_core.cli",
+        "run",
+        str(ROOT / "examples" / "demo" / "crawl.py"),
+        "--job",
+        json.dumps({"url": url}),
+        "--source",
+        "stone-shop",
+        "--storage-path",
+        str(STORAGE),
     ]
-    print("demo: $ quarry run examples/demo/crawl.py --job '{\"url\": \"" + url + "\"}' --source stone-shop")
+    print('demo: $ quarry run examples/demo/crawl.py --job \'{"url": "' + url + "\"}' --source stone-shop")
     code = subprocess.call(cmd, cwd=ROOT)
     server.shutdown()
     if code != 0:
@@ -46,10 +55,14 @@ def main() -> int:
         data = json.loads(row["payload"])["data"]
         print(f"  {data['sku']}  {data['name']:<22} {data['price']:>7.2f} {data['currency']}  {data['stock']}")
     print("\nRead it yourself:")
-    print('  python -c "import pyarrow.dataset as ds; '
-          "print(ds.dataset('quarry-data/datasets/quarry/events', format='parquet', partitioning='hive').to_table())\"")
-    query = ("SELECT source, event_type, count(*) AS n FROM read_parquet("
-             "'quarry-data/datasets/quarry/events/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL")
+    print(
+        '  python -c "import pyarrow.dataset as ds; '
+        "print(ds.dataset('quarry-data/datasets/quarry/events', format='parquet', partitioning='hive').to_table())\""
+    )
+    query = (
+        "SELECT source, event_type, count(*) AS n FROM read_parquet("
+        "'quarry-data/datasets/quarry/events/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL"
+    )
     print(f'  uv run python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"')
     try:
         import duckdb

@@ -1,6 +1,6 @@
 """Demo crawl: read the listing page, visit every product page, emit one item per product.
 
-    quarry run examples/demo/crawl.py --job '{"url": "http://127.0.0.1:8000/index.html"}'
+quarry run examples/demo/crawl.py --job '{"url": "http://127.0.0.1:8000/index.html"}'
 """
 
 from __future__ import annotations

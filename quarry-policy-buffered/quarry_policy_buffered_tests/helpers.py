@@ -4,7 +4,6 @@ from typing import Any
 
 from quarry_core.interfaces import PolicyConfig
 from quarry_core.testing.fakes import MemorySink, policy_context
-
 from quarry_policy_buffered import BufferedPolicy, StreamingPolicy
 
 

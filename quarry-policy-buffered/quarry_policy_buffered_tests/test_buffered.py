@@ -8,7 +8,6 @@ import pytest
 
 from quarry_core.errors import PolicyError
 from quarry_core.testing.fakes import LogCapture, MemorySink, make_artifact, make_chunk, make_event
-
 from quarry_policy_buffered import event_size
 from quarry_policy_buffered_tests.helpers import Sleeps, buffered
 

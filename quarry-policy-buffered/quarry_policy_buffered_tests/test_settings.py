@@ -7,19 +7,18 @@ import inspect
 
 import pytest
 
+import quarry_policy_buffered
 from quarry_core.errors import ConfigError
 from quarry_core.interfaces import IngestionPolicy, PolicyConfig
 from quarry_core.registrations import IngestionPolicyPlugin
 from quarry_core.testing.fakes import MemorySink, policy_context
-
-import quarry_policy_buffered
 from quarry_policy_buffered import (
     BufferedSettings,
     StreamingSettings,
+    hooks,
     validate_buffered,
     validate_streaming,
 )
-from quarry_policy_buffered import hooks
 
 
 def buffered_config(**kw: object) -> PolicyConfig:

@@ -8,7 +8,6 @@ import pytest
 
 from quarry_core.errors import PolicyError
 from quarry_core.testing.fakes import LogCapture, MemorySink, make_artifact, make_chunk, make_event
-
 from quarry_policy_buffered import STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, event_size
 from quarry_policy_buffered_tests.helpers import Sleeps, streaming
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from quarry_core.errors import ConfigError
 from quarry_core.interfaces import IngestionPolicy, PolicyConfig
 from quarry_core.registrations import IngestionPolicyPlugin

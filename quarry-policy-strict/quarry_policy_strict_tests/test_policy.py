@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from quarry_core.errors import ConfigError, PolicyError
 from quarry_core.interfaces import PolicyConfig
 from quarry_core.retry import SNAPSHOT_ID_PATTERN

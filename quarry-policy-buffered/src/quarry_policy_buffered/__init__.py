@@ -23,13 +23,13 @@ __version__ = "0.1.0"
 _logger.disable("quarry_policy_buffered")
 
 __all__ = [
-    "BufferedPolicy",
-    "BufferedSettings",
     "CHUNK_BYTE_CAP",
     "FLUSH_MODES",
     "FLUSH_TRIGGERS",
     "STREAMING_BYTE_CAP",
     "STREAMING_ITEM_CAP",
+    "BufferedPolicy",
+    "BufferedSettings",
     "StreamingPolicy",
     "StreamingSettings",
     "__version__",

@@ -24,12 +24,12 @@ from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sin
 from quarry_core.protocol.codec import encode_map
 from quarry_core.protocol.constants import DROPPABLE_EVENT_TYPES
 from quarry_core.retry import new_snapshot_id
-
 from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
 from quarry_policy_buffered.settings import CHUNK_BYTE_CAP, BufferedSettings
 
 if TYPE_CHECKING:
     import loguru
+
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
 __all__ = ["BufferedPolicy", "event_size"]

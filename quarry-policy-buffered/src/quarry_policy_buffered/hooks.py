@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from quarry_core import hookimpl
 from quarry_core.registrations import IngestionPolicyPlugin
-
 from quarry_policy_buffered.settings import validate_buffered, validate_streaming
 
 if TYPE_CHECKING:

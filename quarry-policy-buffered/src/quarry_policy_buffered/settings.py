@@ -11,15 +11,16 @@ import math
 from typing import Any
 
 import attrs
+
 from quarry_core.errors import ConfigError
 from quarry_core.interfaces import PolicyConfig
 
 __all__ = [
-    "BufferedSettings",
     "CHUNK_BYTE_CAP",
     "FLUSH_MODES",
     "STREAMING_BYTE_CAP",
     "STREAMING_ITEM_CAP",
+    "BufferedSettings",
     "StreamingSettings",
     "validate_buffered",
     "validate_streaming",

@@ -28,9 +28,7 @@ Sleep = Callable[[float], Awaitable[Any]]
 def validate_config(config: PolicyConfig) -> None:
     """Raise :class:`ConfigError` for settings strict cannot run with (exit 4)."""
     if isinstance(config.max_flush_retries, bool) or not isinstance(config.max_flush_retries, int):
-        raise ConfigError(
-            f"invalid --max-flush-retries {config.max_flush_retries!r} (must be an integer >= 0)"
-        )
+        raise ConfigError(f"invalid --max-flush-retries {config.max_flush_retries!r} (must be an integer >= 0)")
     if config.max_flush_retries < 0:
         raise ConfigError(f"invalid --max-flush-retries {config.max_flush_retries} (must be >= 0)")
 

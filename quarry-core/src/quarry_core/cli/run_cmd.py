@@ -67,6 +67,9 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", envvar="QUARRY_QUIET", help="No stdout summary.", rich_help_panel=_RUN)
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate the script and its hooks; run nothing.", rich_help_panel=_RUN)
+    ] = False,
     report: Annotated[
         str | None, typer.Option("--report", help="Write a JSON report to PATH ('-' = stderr).", rich_help_panel=_RUN)
     ] = None,
@@ -322,5 +325,6 @@ def run(
         executor_python=executor_python,
         resolve_from=resolve_from,
         browser_ws_endpoint=browser_ws_endpoint,
+        dry_run=dry_run,
     )
     return execute(opts)

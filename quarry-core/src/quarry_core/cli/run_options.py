@@ -33,6 +33,14 @@ _POLICY_FLAGS = {
 }
 
 
+@attrs.frozen
+class DryRun:
+    """What a dry run needs: the script and where its imports resolve from."""
+
+    script: str
+    resolve_from: str | None
+
+
 @attrs.define
 class RunOptions:
     script: Path | None
@@ -72,6 +80,7 @@ class RunOptions:
     executor_python: str | None = None
     resolve_from: Path | None = None
     browser_ws_endpoint: str | None = None
+    dry_run: bool = False
 
 
 def _describe_json(value: Any) -> str:
@@ -175,6 +184,9 @@ def build_settings(opts: RunOptions, host: Any) -> tuple[Any, Any]:
         if not opts.resolve_from.is_dir():
             raise ConfigError(f"not a directory: {opts.resolve_from}")
         resolve_from = str(opts.resolve_from.resolve())
+    # 9. dry runs branch off here
+    if opts.dry_run:
+        return DryRun(script=script_abs, resolve_from=resolve_from), None
     # 10. policy
     available = host.available("ingestion_policy")
     try:
@@ -291,6 +303,8 @@ def execute(opts: RunOptions) -> int:
     except (ConfigError, PluginError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return int(ExitCode.USAGE)
+    if isinstance(settings, DryRun):
+        return _dry_run(settings, opts, host)
     try:
         if storage_rec.record.prepare is not None:
             storage_rec.record.prepare(settings.storage)
@@ -329,3 +343,42 @@ async def _execute_async(settings: Any, host: Any, opts: RunOptions) -> int:
     if not opts.quiet:
         print_summary(report)
     return exit_code
+
+
+def _dry_run(dry: DryRun, opts: RunOptions, host: Any) -> int:
+    """Validate the script in the executor (``--validate``): no browser, nothing written.
+
+    Exit 0 valid, 1 invalid, 2 executor not startable.
+    """
+    import subprocess
+
+    from quarry_core.interfaces import ExecutorConfig
+
+    python = opts.executor_python or sys.executable
+    err = sys.stderr
+    err.write("Dry-run validation:\n")
+    err.write(f"  script: {dry.script}\n  executor: {opts.executor}\n")
+    err.write(f"  resolve-from: {dry.resolve_from or '-'}\n")
+    try:
+        launcher = host.executor(opts.executor).record.factory(
+            ExecutorConfig(python=python, resolve_from=dry.resolve_from)
+        )
+        cmd = [*launcher.command(False), "--validate", dry.script]
+        env = {**os.environ, **launcher.env()}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    except (OSError, subprocess.SubprocessError, QuarryError) as exc:
+        err.write(f"\u2717 Executor failed: {exc}\nValidation failed.\n")
+        return 2
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        err.write(f"\u2717 Executor failed: exit {proc.returncode}: {tail}\nValidation failed.\n")
+        return 2
+    if not result.get("valid"):
+        err.write(f"\u2717 Script load failed: {result.get('error', 'unknown error')}\nValidation failed.\n")
+        return 1
+    hooks = result.get("exports", {}).get("hooks", [])
+    err.write("\u2713 Script loaded successfully\n\u2713 run: async function\n")
+    err.write(f"\u2713 Hooks: {', '.join(hooks) if hooks else '(none)'}\nValidation passed.\n")
+    return 0

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_EVENT_TYPES",
-    "Commit",
     "DEFAULT_RUN_ID",
     "DEFAULT_TS",
+    "Commit",
     "LogCapture",
     "LogRecord",
     "MemorySink",
