@@ -18,7 +18,8 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
+from hypothesis import event as note_event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -122,6 +123,10 @@ class PolicyMachine(RuleBasedStateMachine):
         self.failures_injected = True
         self.ambiguous_injected |= ambiguous
 
+    @rule(steps=st.integers(0, 40))
+    def slow(self, steps: int) -> None:
+        self.sink.slow(steps)
+
     @rule()
     def heal(self) -> None:
         self.sink.heal()
@@ -178,10 +183,10 @@ class PolicyMachine(RuleBasedStateMachine):
         sink = self.sink
         assert sink.close_calls == 1
         for reason in stats.dropped_by_reason:
-            event(f"{self.config.name}: dropped {reason}")
-        event(f"{self.config.name}: {'unflushed' if stats.events_unflushed else 'nothing unflushed'}")
+            note_event(f"{self.config.name}: dropped {reason}")
+        note_event(f"{self.config.name}: {'unflushed' if stats.events_unflushed else 'nothing unflushed'}")
         if stats.write_retries:
-            event(f"{self.config.name}: retried")
+            note_event(f"{self.config.name}: retried")
         check_loss_equation(stats)
         assert dict(stats.received_by_type) == dict(Counter(e.type for e in self.sent))
         assert stats.chunks_received == len(self.sent_chunks)

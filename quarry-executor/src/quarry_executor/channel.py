@@ -112,8 +112,13 @@ class FrameWriter:
         self._transport = transport
         self._protocol = protocol
 
-    async def write(self, frame: bytes) -> None:
-        """Hand one frame to the pipe; raise the pipe's error (``BrokenPipeError``...) if it is gone."""
+    def write_nowait(self, frame: bytes) -> None:
+        """Hand one frame to the pipe without waiting; raise the pipe's error (``BrokenPipeError``...).
+
+        When the transport holds nothing the bytes go straight to the descriptor (as the transport itself would
+        do), so a failure surfaces here, as the original ``OSError``; otherwise they queue behind the transport's
+        buffer. Afterwards check :attr:`must_wait`.
+        """
         transport = self._transport
         if transport is None:
             self._write_sync(frame)
@@ -122,17 +127,43 @@ class FrameWriter:
             assert protocol is not None
             if protocol.lost or transport.is_closing():
                 raise self._closed_error()
-            transport.write(frame)
-            if transport.is_closing():  # the write failed: the transport closes itself and reports later
-                while not protocol.lost:
-                    await protocol.wait()
-                raise self._closed_error()
-            while protocol.paused:
-                await protocol.wait()
-                if protocol.lost:
-                    raise self._closed_error()
+            if transport.get_write_buffer_size() == 0:
+                try:
+                    n = os.write(self._fd, frame)
+                except (BlockingIOError, InterruptedError):
+                    n = 0
+                except OSError as exc:
+                    protocol.error = exc
+                    transport.abort()
+                    raise
+                if n < len(frame):
+                    transport.write(memoryview(frame)[n:])
+            else:
+                transport.write(frame)
         self.frames += 1
         self.bytes += len(frame)
+
+    @property
+    def must_wait(self) -> bool:
+        """``True`` while the transport holds more than its high-water mark (or the pipe is gone)."""
+        protocol = self._protocol
+        return protocol is not None and (protocol.paused or protocol.lost)
+
+    async def wait_writable(self) -> None:
+        """Wait until the transport drained below its low-water mark; raise if the pipe went away."""
+        protocol = self._protocol
+        if protocol is None:
+            return
+        while protocol.paused:
+            await protocol.wait()
+        if protocol.lost:
+            raise self._closed_error()
+
+    async def write(self, frame: bytes) -> None:
+        """``write_nowait`` then, above the high-water mark, ``wait_writable``."""
+        self.write_nowait(frame)
+        if self.must_wait:
+            await self.wait_writable()
 
     def _write_sync(self, frame: bytes) -> None:
         view = memoryview(frame)

@@ -108,41 +108,80 @@ class RunStream:
     # ---- writing (call with the lock held)
 
     async def write_frame(self, frame: bytes) -> None:
-        """Write one encoded frame; a failure fails the channel and re-raises the original error."""
+        """Write one encoded frame (lock held); a failure fails the channel and re-raises the original error."""
         writer = self.channel.writer
         try:
-            await writer.write(frame)
+            writer.write_nowait(frame)
+            if writer.must_wait:
+                await writer.wait_writable()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self.channel.fail(exc)
             raise
 
-    async def write_event(self, event_type: str, payload: dict[str, Any]) -> int:
-        """Encode and write one event with the next ``seq``; returns it. Lock held, ``check_open`` done."""
+    def _write_event_nowait(self, event_type: str, payload: dict[str, Any]) -> None:
         seq = self.seq + 1
         try:
             frame = self._envelopes.encode(event_type, payload, seq)
         except ValueError as exc:
             raise EmitValidationError(f"{event_type}: {exc}") from None
-        await self.write_frame(frame)
+        try:
+            self.channel.writer.write_nowait(frame)
+        except BaseException as exc:
+            self.channel.fail(exc)
+            raise
         self.seq = seq
         if event_type == "run_error" or event_type == "run_complete":
             self.terminal = event_type
             self.terminal_payload = payload
-        return seq
+
+    async def write_event(self, event_type: str, payload: dict[str, Any]) -> int:
+        """Encode and write one event with the next ``seq``; returns it. Lock held, ``check_open`` done."""
+        self._write_event_nowait(event_type, payload)
+        writer = self.channel.writer
+        if writer.must_wait:
+            try:
+                await writer.wait_writable()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                self.channel.fail(exc)
+                raise
+        return self.seq
 
     async def send_event(self, event_type: str, payload: dict[str, Any]) -> int:
-        """Take the lock, check, write one event. The common path of every emit call."""
-        async with self.lock:
+        """Check and write one event in call order. The common path of every emit call.
+
+        When nobody holds or waits for the lock, the frame is written synchronously: no other task can run
+        in between, so the order is the one the lock would give. Waiting for the pipe happens under the lock.
+        """
+        lock = self.lock
+        writer = self.channel.writer
+        if not lock.locked() and not writer.must_wait:
             self.check_open()
-            seq = await self.write_event(event_type, payload)
+            self._write_event_nowait(event_type, payload)
+            seq = self.seq
+            if writer.must_wait:
+                async with lock:
+                    try:
+                        await writer.wait_writable()
+                    except BaseException as exc:
+                        if not isinstance(exc, asyncio.CancelledError):
+                            self.channel.fail(exc)
+                        raise
+        else:
+            async with lock:
+                self.check_open()
+                seq = await self.write_event(event_type, payload)
         await self.maybe_yield()
         return seq
 
     async def maybe_yield(self) -> None:
+        """Let other tasks (the control reader, a cancellation) run now and then during a tight emit loop."""
         self._writes += 1
-        if self._writes % _YIELD_EVERY == 0:
+        if self._writes >= _YIELD_EVERY:
+            self._writes = 0
             await asyncio.sleep(0)
 
 

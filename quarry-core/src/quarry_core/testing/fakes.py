@@ -8,6 +8,7 @@ Nothing here imports pytest or Hypothesis. The sink is driven from the test::
     sink.fail(None, on="events")       # every write_events call fails until heal()
     sink.fail(1, ambiguous=True)       # the next call commits, then raises (a timeout after commit)
     sink.stall()                       # calls block until release(); await sink.wait_stalled()
+    sink.slow(20)                      # every call yields to the event loop 20 times before committing
 
 Every successful call is one :class:`Commit` in ``sink.commits``, in commit order. A call repeating the
 ``snapshot_id`` of a committed call succeeds without writing (Lode's idempotent retry, lode.md §5).
@@ -116,6 +117,7 @@ class MemorySink:
         self._gate.set()
         self._stalled = 0
         self._stalled_event = asyncio.Event()
+        self._slow_steps = 0
 
     # ------------------------------------------------------------------ test controls
 
@@ -145,6 +147,13 @@ class MemorySink:
         self._stall_on = on
         if self._gate.is_set():
             self._gate = asyncio.Event()
+
+    def slow(self, steps: int) -> None:
+        """Make every call yield to the event loop ``steps`` times before it commits (a lagging sink that
+        never blocks for good); 0 restores instant calls."""
+        if steps < 0:
+            raise ValueError("steps must be >= 0")
+        self._slow_steps = steps
 
     def release(self) -> None:
         """Let stalled calls (and later ones) proceed."""
@@ -194,6 +203,8 @@ class MemorySink:
     async def _call(self, kind: SinkCallKind, batch: Sequence[Any], snapshot_id: str | None) -> None:
         items = tuple(batch)  # the caller may reuse its list
         self.calls.append((kind, len(items), snapshot_id))
+        for _ in range(self._slow_steps):
+            await asyncio.sleep(0)
         if self._stall_on is not None and self._stall_on in ("any", kind):
             gate = self._gate
             self._stalled += 1
