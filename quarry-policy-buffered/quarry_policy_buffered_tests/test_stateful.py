@@ -19,7 +19,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 from hypothesis import HealthCheck, settings
-from hypothesis import event as note_event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -182,11 +181,6 @@ class PolicyMachine(RuleBasedStateMachine):
         stats = self.policy.stats()
         sink = self.sink
         assert sink.close_calls == 1
-        for reason in stats.dropped_by_reason:
-            note_event(f"{self.config.name}: dropped {reason}")
-        note_event(f"{self.config.name}: {'unflushed' if stats.events_unflushed else 'nothing unflushed'}")
-        if stats.write_retries:
-            note_event(f"{self.config.name}: retried")
         check_loss_equation(stats)
         assert dict(stats.received_by_type) == dict(Counter(e.type for e in self.sent))
         assert stats.chunks_received == len(self.sent_chunks)

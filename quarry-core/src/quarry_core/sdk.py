@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
+from quarry_core.proxy.model import RedactedProxy
+
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
 
@@ -75,16 +77,6 @@ class StoragePutResult:
     """Where a sidecar file landed: ``key`` is its path relative to the storage root."""
 
     key: str
-
-
-@attrs.frozen
-class RedactedProxy:
-    """A proxy endpoint without its password."""
-
-    protocol: str
-    host: str
-    port: int
-    username: str | None = None
 
 
 @attrs.frozen

@@ -40,6 +40,7 @@ __all__ = ["Channel", "ChannelClosedError", "FrameWriter", "RequestLineError", "
 
 _HIGH_WATER = 1024 * 1024  # bytes the transport may hold before writers wait
 _LOW_WATER = 256 * 1024
+_COALESCE = 64 * 1024  # frames of one loop iteration are joined into one write up to this size
 
 
 class ChannelClosedError(ConnectionError):
@@ -96,8 +97,13 @@ class FrameWriter:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._protocol: _PipeProtocol | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flush_scheduled = False
+        self._error: BaseException | None = None
         self.frames = 0
         self.bytes = 0
 
@@ -109,53 +115,89 @@ class FrameWriter:
         pipe = os.fdopen(self._fd, "wb", buffering=0, closefd=False)
         transport, protocol = await loop.connect_write_pipe(_PipeProtocol, pipe)
         transport.set_write_buffer_limits(high=_HIGH_WATER, low=_LOW_WATER)
+        self._loop = loop
         self._transport = transport
         self._protocol = protocol
 
     def write_nowait(self, frame: bytes) -> None:
-        """Hand one frame to the pipe without waiting; raise the pipe's error (``BrokenPipeError``...).
+        """Hand one frame to the pipe without waiting; afterwards check :attr:`must_wait`.
 
-        When the transport holds nothing the bytes go straight to the descriptor (as the transport itself would
-        do), so a failure surfaces here, as the original ``OSError``; otherwise they queue behind the transport's
-        buffer. Afterwards check :attr:`must_wait`.
+        Frames written in the same event-loop iteration are coalesced (up to 64 KiB) into one write, flushed
+        at the end of the iteration. Raises the pipe's original error (``BrokenPipeError``...) if it failed,
+        also when an earlier coalesced write failed after its call had returned.
         """
+        if self._error is not None:
+            raise self._error
         transport = self._transport
         if transport is None:
             self._write_sync(frame)
         else:
             protocol = self._protocol
             assert protocol is not None
-            if protocol.lost or transport.is_closing():
+            if protocol.lost:
                 raise self._closed_error()
-            if transport.get_write_buffer_size() == 0:
-                try:
-                    n = os.write(self._fd, frame)
-                except (BlockingIOError, InterruptedError):
-                    n = 0
-                except OSError as exc:
-                    protocol.error = exc
-                    transport.abort()
-                    raise
-                if n < len(frame):
-                    transport.write(memoryview(frame)[n:])
-            else:
-                transport.write(frame)
+            self._pending.append(frame)
+            self._pending_size += len(frame)
+            if self._pending_size >= _COALESCE:
+                self._flush()
+            elif not self._flush_scheduled:
+                self._flush_scheduled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._flush_soon)
         self.frames += 1
         self.bytes += len(frame)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        try:
+            self._flush()
+        except OSError:
+            pass  # kept in self._error: the next write or close raises it
+
+    def _flush(self) -> None:
+        """Give the pending bytes to the pipe: straight to the descriptor when the transport holds nothing
+        (as the transport itself would, so a failure surfaces here as the original ``OSError``)."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        self._pending = []
+        self._pending_size = 0
+        transport, protocol = self._transport, self._protocol
+        assert transport is not None and protocol is not None
+        if protocol.lost or transport.is_closing():
+            self._error = self._closed_error()
+            raise self._error
+        if transport.get_write_buffer_size() == 0:
+            try:
+                n = os.write(self._fd, data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as exc:
+                self._error = exc
+                protocol.error = exc
+                transport.abort()
+                raise
+            if n < len(data):
+                transport.write(memoryview(data)[n:])
+        else:
+            transport.write(data)
 
     @property
     def must_wait(self) -> bool:
         """``True`` while the transport holds more than its high-water mark (or the pipe is gone)."""
         protocol = self._protocol
-        return protocol is not None and (protocol.paused or protocol.lost)
+        return protocol is not None and (protocol.paused or protocol.lost or self._error is not None)
 
     async def wait_writable(self) -> None:
         """Wait until the transport drained below its low-water mark; raise if the pipe went away."""
         protocol = self._protocol
         if protocol is None:
             return
-        while protocol.paused:
+        while protocol.paused and self._error is None:
             await protocol.wait()
+        if self._error is not None:
+            raise self._error
         if protocol.lost:
             raise self._closed_error()
 
@@ -186,6 +228,10 @@ class FrameWriter:
             except OSError:
                 pass
             return
+        try:
+            self._flush()
+        except OSError:
+            pass
         if not protocol.lost:
             transport.close()
             try:

@@ -67,7 +67,31 @@ def _opt_text(value: object, name: str, *, nonempty: bool = True) -> str | None:
     return _need_text(value, name, nonempty=nonempty)
 
 
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+def _flat_ok(d: dict[Any, Any]) -> bool:
+    """Fast path for the common payload: text keys and scalar values only (nested values say ``False``)."""
+    for k, v in d.items():
+        if type(k) is not str:
+            return False
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if _INT64_MIN <= v <= _INT64_MAX:
+                continue
+            return False
+        if t is float and v - v == 0.0:  # finite: inf - inf and nan - nan are nan
+            continue
+        return False
+    return True
+
+
 def _need_map(value: object, name: str) -> dict[str, Any]:
+    if type(value) is dict and _flat_ok(value):
+        return value
     if type(value) is not dict:
         if not isinstance(value, Mapping):
             raise _bad(f"{name} must be a mapping, got {type(value).__name__}")

@@ -330,6 +330,10 @@ async def _execute_async(settings: Any, host: Any, opts: RunOptions) -> int:
     from quarry_core.runtime.control import RunControl
     from quarry_core.runtime.run import execute_run
 
+    import signal
+
+    # A file-size limit (ulimit -f) must surface as a storage error (EFBIG), not kill the runtime.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     control = RunControl()
     loop = asyncio.get_running_loop()
     control.install(loop)
