@@ -57,3 +57,10 @@ def test_snapshot_ids_have_the_lode_format_and_sort_by_time() -> None:
     assert len(set(ids)) == len(ids)
     stamps = [int(i.split("-")[0]) for i in ids]
     assert stamps == sorted(stamps)
+
+
+def test_backoff_with_an_infinite_cap() -> None:
+    import math
+
+    assert backoff_delay(4, cap=math.inf) == 0.8
+    assert backoff_delay(5000, cap=math.inf) == math.inf

@@ -129,15 +129,19 @@ def test_failed_write_fails_the_channel() -> None:
     async def body(rig: Rig) -> None:
         await rig.emit.item("a", {})
         os.close(rig.out_r)  # the runtime went away
+        # frames of one loop iteration are coalesced, so the failure may surface on a later call: the first
+        # call to see it raises the original error
         with pytest.raises(BrokenPipeError):
-            await rig.emit.item("b", {})
+            for _ in range(10):
+                await rig.emit.item("b", {})
+                await asyncio.sleep(0)
         assert not rig.stream.healthy
         with pytest.raises(SinkFailedError) as info:
             await rig.emit.item("c", {})
         assert isinstance(info.value.__cause__, BrokenPipeError)
         with pytest.raises(SinkFailedError):
             await rig.emit.run_complete()
-        assert rig.stream.seq == 1 and rig.stream.terminal is None
+        assert rig.stream.terminal is None
 
     run_rig(body, read=False)
 

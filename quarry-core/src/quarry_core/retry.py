@@ -9,6 +9,7 @@ This module imports nothing heavy; it is safe to use from ``hooks.py`` modules.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
@@ -43,10 +44,11 @@ def backoff_delay(retry: int, *, base: float = DEFAULT_BACKOFF_BASE, cap: float 
         raise ValueError(f"retry must be an integer >= 1, got {retry!r}")
     if base < 0 or cap < 0:
         raise ValueError("base and cap must be >= 0")
-    # 2 ** 1000 is still exact for ints; avoid float overflow for absurd retry numbers by capping early.
-    if retry > 64:
-        return float(cap)
-    return float(min(cap, base * (1 << (retry - 1))))
+    try:
+        delay = base * 2.0 ** (retry - 1)
+    except OverflowError:  # absurd retry numbers: the cap decides (also when the cap is infinite)
+        delay = math.inf
+    return float(min(cap, delay))
 
 
 def backoff_delays(

@@ -326,11 +326,11 @@ def execute(opts: RunOptions) -> int:
 
 
 async def _execute_async(settings: Any, host: Any, opts: RunOptions) -> int:
+    import signal
+
     from quarry_core.cli.summary import print_summary, write_report
     from quarry_core.runtime.control import RunControl
     from quarry_core.runtime.run import execute_run
-
-    import signal
 
     # A file-size limit (ulimit -f) must surface as a storage error (EFBIG), not kill the runtime.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
