@@ -9,11 +9,10 @@ from hypothesis import strategies as st
 from quarry_core.retry import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,
-    SNAPSHOT_ID_PATTERN,
     backoff_delay,
     backoff_delays,
-    new_snapshot_id,
 )
+from quarry_core.snapshot_ids import SNAPSHOT_ID_PATTERN, new_snapshot_id
 
 
 def test_defaults() -> None:

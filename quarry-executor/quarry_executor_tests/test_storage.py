@@ -10,8 +10,6 @@ from quarry_core.errors import StorageFilenameError
 from quarry_core.protocol import FileWriteAck
 from quarry_executor.storage import check_filename
 
-pytestmark = pytest.mark.browser
-
 
 def ack_rejecting_duplicates(seen: set[str]) -> Any:
     def ack(f: Any) -> FileWriteAck:
@@ -25,6 +23,7 @@ def ack_rejecting_duplicates(seen: set[str]) -> Any:
     return ack
 
 
+@pytest.mark.browser
 def test_put_ok_rejected_and_bad_filenames(execute: Any) -> None:
     res = execute(
         """
@@ -72,6 +71,7 @@ def test_put_ok_rejected_and_bad_filenames(execute: Any) -> None:
     assert [e["seq"] for e in res.events] == [1, 2]
 
 
+@pytest.mark.browser
 def test_large_put_is_sent_as_chunks(execute: Any) -> None:
     res = execute(
         """

@@ -8,7 +8,7 @@ import pytest
 
 from quarry_core.errors import ConfigError, PolicyError
 from quarry_core.interfaces import PolicyConfig
-from quarry_core.retry import SNAPSHOT_ID_PATTERN
+from quarry_core.snapshot_ids import SNAPSHOT_ID_PATTERN
 from quarry_core.testing.fakes import MemorySink, make_artifact, make_event, policy_context
 from quarry_policy_strict import StrictPolicy, validate_config
 

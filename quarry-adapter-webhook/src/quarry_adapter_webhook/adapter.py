@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
 from quarry_core import __version__ as quarry_version
 from quarry_core.errors import NotificationError
 from quarry_core.interfaces import AdapterConfig

@@ -1,8 +1,7 @@
 """Retry helpers shared by ingestion policies (policies.md §4, §5.5), Lode and adapters.
 
 The backoff before retry ``i`` (1-based) is ``base * 2^(i-1)``, capped at ``cap``: with the defaults
-100 ms, 200 ms, 400 ms, … 5 s. :func:`new_snapshot_id` makes ids in Lode's snapshot-id format, so a
-caller can pick the id of a commit before the first attempt and reuse it on every retry.
+100 ms, 200 ms, 400 ms, … 5 s. Snapshot ids live in :mod:`quarry_core.snapshot_ids`.
 
 This module imports nothing heavy; it is safe to use from ``hooks.py`` modules.
 """
@@ -10,26 +9,18 @@ This module imports nothing heavy; it is safe to use from ``hooks.py`` modules.
 from __future__ import annotations
 
 import math
-import re
-import secrets
-import time
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
     "DEFAULT_BACKOFF_CAP",
-    "SNAPSHOT_ID_PATTERN",
     "backoff_delay",
     "backoff_delays",
-    "new_snapshot_id",
 ]
 
 #: Delay before the first retry, in seconds.
 DEFAULT_BACKOFF_BASE = 0.1
 #: Upper bound of any single delay, in seconds.
 DEFAULT_BACKOFF_CAP = 5.0
-
-#: ``<20-digit unix nanoseconds>-<8 lowercase hex>``, the Lode snapshot-id format.
-SNAPSHOT_ID_PATTERN = re.compile(r"^[0-9]{20}-[0-9a-f]{8}$")
 
 
 def backoff_delay(retry: int, *, base: float = DEFAULT_BACKOFF_BASE, cap: float = DEFAULT_BACKOFF_CAP) -> float:
@@ -57,10 +48,3 @@ def backoff_delays(
     """The delays before retries ``1..retries``; empty for ``retries <= 0``."""
     return [backoff_delay(i, base=base, cap=cap) for i in range(1, retries + 1)]
 
-
-def new_snapshot_id() -> str:
-    """A fresh snapshot id, ``f"{time.time_ns():020d}-{8 hex}"`` (lode.md snapshot ids).
-
-    Ids sort by creation time; the random suffix keeps two ids taken in the same nanosecond apart.
-    """
-    return f"{time.time_ns():020d}-{secrets.token_hex(4)}"

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from quarry_core.errors import FrameDecodeError, StreamError
 from quarry_core.protocol import (
     LENGTH_PREFIX_SIZE,
@@ -36,11 +38,29 @@ from quarry_core.protocol import (
 )
 from quarry_executor.diag import warn
 
-__all__ = ["Channel", "ChannelClosedError", "FrameWriter", "RequestLineError", "StdinReader"]
+__all__ = [
+    "Channel",
+    "ChannelClosedError",
+    "FrameWriter",
+    "RequestLineError",
+    "StdinReader",
+    "WriterStatistics",
+]
 
 _HIGH_WATER = 1024 * 1024  # bytes the transport may hold before writers wait
 _LOW_WATER = 256 * 1024
 _COALESCE = 64 * 1024  # frames of one loop iteration are joined into one write up to this size
+
+
+@attrs.frozen
+class WriterStatistics:
+    """A snapshot of a :class:`FrameWriter`."""
+
+    frames: int
+    bytes: int
+    pending_bytes: int
+    transport_buffer_bytes: int
+    paused: bool
 
 
 class ChannelClosedError(ConnectionError):
@@ -200,6 +220,16 @@ class FrameWriter:
             raise self._error
         if protocol.lost:
             raise self._closed_error()
+
+    def statistics(self) -> WriterStatistics:
+        transport = self._transport
+        return WriterStatistics(
+            frames=self.frames,
+            bytes=self.bytes,
+            pending_bytes=self._pending_size,
+            transport_buffer_bytes=transport.get_write_buffer_size() if transport is not None else 0,
+            paused=self._protocol is not None and self._protocol.paused,
+        )
 
     async def write(self, frame: bytes) -> None:
         """``write_nowait`` then, above the high-water mark, ``wait_writable``."""

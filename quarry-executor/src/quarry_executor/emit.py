@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
+import attrs
 
 from quarry_core.errors import EmitValidationError, SinkFailedError, TerminalEventError
 from quarry_core.protocol import (
@@ -37,7 +38,7 @@ from quarry_core.sdk import ProxyRotation, RedactedProxy
 from quarry_executor.channel import Channel
 from quarry_executor.envelope import EnvelopeFactory
 
-__all__ = ["PROXY_UPDATE_TIMEOUT", "Emitter", "ProxyApplier", "RunStream"]
+__all__ = ["PROXY_UPDATE_TIMEOUT", "Emitter", "ProxyApplier", "RunStream", "StreamStatistics"]
 
 #: seconds ``rotate_proxy`` waits for the runtime's ``proxy_update``
 PROXY_UPDATE_TIMEOUT = 30.0
@@ -102,6 +103,16 @@ def _need_map(value: object, name: str) -> dict[str, Any]:
     return value  # type: ignore[return-value]
 
 
+@attrs.frozen
+class StreamStatistics:
+    """A snapshot of a :class:`RunStream`."""
+
+    seq: int
+    terminal: str | None
+    healthy: bool
+    locked: bool
+
+
 class RunStream:
     """The ordered, seq-numbered frame stream of one run. Shared by ``ctx.emit`` and ``ctx.storage``."""
 
@@ -116,6 +127,9 @@ class RunStream:
         self._writes = 0
 
     # ---- state
+
+    def statistics(self) -> StreamStatistics:
+        return StreamStatistics(seq=self.seq, terminal=self.terminal, healthy=self.healthy, locked=self.lock.locked())
 
     @property
     def healthy(self) -> bool:

@@ -47,10 +47,13 @@ __all__ = [
     "ThrottledError",
     "UnknownStorageError",
     "classify",
+    "client_error_code",
     "storage_error",
 ]
 
 STORAGE_OPS = ("write", "read", "list", "delete", "init")
+#: ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` (a file-size limit such as ``ulimit -f``) all mean "no room to write".
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class _KindError(StorageError):
@@ -151,10 +154,10 @@ STORAGE_ERROR_KINDS: tuple[str, ...] = tuple(sorted(_CLASSES))
 #: Message substrings, in upstream's order (lode.md §10 rule 2); compared case-insensitively.
 _SUBSTRINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("access_denied", ("accessdenied", "access denied", "forbidden", "403")),
-    ("permission_denied", ("permission denied", "eacces")),
+    ("permission_denied", ("permission denied", "eacces", "read-only file system", "erofs")),
     ("path_exists", ("path already exists", "path exists", "already exists", "file exists", "eexist")),
     ("not_found", ("no such file", "does not exist", "not found", "enoent", "404", "nosuchkey", "nosuchbucket")),
-    ("disk_full", ("no space left", "disk full", "enospc", "quota exceeded")),
+    ("disk_full", ("no space left", "disk full", "enospc", "quota exceeded", "file too large", "efbig")),
     ("timeout", ("timeout", "timed out", "deadline exceeded")),
     ("throttled", ("slowdown", "rate exceeded", "throttl", "429", "toomanyrequests")),
     (
@@ -185,7 +188,7 @@ def storage_error(kind: str, op: str, path: str, cause: BaseException | str | No
     return err
 
 
-def _type_kind(exc: BaseException, precondition: str) -> str | None:
+def _type_kind(exc: BaseException) -> str | None:
     if isinstance(exc, FileExistsError):
         return "path_exists"
     if isinstance(exc, FileNotFoundError):
@@ -194,20 +197,43 @@ def _type_kind(exc: BaseException, precondition: str) -> str | None:
         return "permission_denied"
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
         return "disk_full"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return "permission_denied"
     if isinstance(exc, ConnectionError):
         return "network"
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "NoCredentialsError" in names:
         return "auth"
-    response = getattr(exc, "response", None)
-    if "ClientError" in names and isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        if code in ("PreconditionFailed", "412"):
-            return precondition
-        return _substring_kind(code)
     return None
+
+
+def client_error_code(exc: BaseException | None) -> tuple[str, int | None] | None:
+    """``(error code, HTTP status)`` of a botocore ``ClientError`` (also when wrapped as ``__cause__``,
+    as s3fs does), else ``None``."""
+    for candidate in (exc, getattr(exc, "__cause__", None)):
+        if candidate is None:
+            continue
+        names = {cls.__name__ for cls in type(candidate).__mro__}
+        response = getattr(candidate, "response", None)
+        if "ClientError" in names and isinstance(response, dict):
+            error = response.get("Error") or {}
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            return str(error.get("Code", "")), status if isinstance(status, int) else None
+    return None
+
+
+def _code_kind(exc: BaseException, precondition: str) -> str | None:
+    found = client_error_code(exc)
+    if found is None:
+        return None
+    code, status = found
+    if code in ("PreconditionFailed", "412") or status == 412:
+        return precondition
+    if code == "ConditionalRequestConflict":
+        return "conflict"
+    return _substring_kind(code) or (_substring_kind(str(status)) if status is not None else None)
 
 
 def _substring_kind(message: str) -> str | None:
@@ -221,13 +247,19 @@ def _substring_kind(message: str) -> str | None:
 def classify(exc: BaseException, op: str, path: str, *, precondition: str = "path_exists") -> StorageError:
     """Classify ``exc`` (lode.md §10): type rules first, then message substrings, else ``unknown``.
 
+    A botocore error code (on ``exc`` or on its ``__cause__``: s3fs re-raises ``ClientError`` as ``OSError``
+    subclasses) is consulted before the Python type, so S3 ``AccessDenied`` stays ``access_denied`` rather
+    than the ``permission_denied`` its translated ``PermissionError`` would give. Beyond the spec's list,
+    ``EFBIG`` ("File too large", a file-size limit) counts as ``disk_full`` and ``EROFS`` (read-only file
+    system) as ``permission_denied``.
+
     ``precondition`` is the kind a failed S3 precondition (412) means here: ``path_exists`` for create-only
     writes, ``conflict`` for the pointer. A :class:`StorageError` is returned unchanged. The result keeps
     ``exc`` as ``__cause__``; raise it with ``raise classify(exc, op, path) from exc``.
     """
     if isinstance(exc, StorageError):
         return exc
-    kind = _type_kind(exc, precondition) or _substring_kind(str(exc)) or "unknown"
+    kind = _code_kind(exc, precondition) or _type_kind(exc) or _substring_kind(str(exc)) or "unknown"
     return storage_error(kind, op, path, exc)
 
 

@@ -6,11 +6,9 @@ ids are strictly increasing even when the clock does not advance.
 
 from __future__ import annotations
 
-import re
-import secrets
-import threading
-import time
 from datetime import UTC, datetime
+
+from quarry_core.snapshot_ids import SNAPSHOT_ID_PATTERN, is_snapshot_id, new_snapshot_id
 
 __all__ = [
     "SNAPSHOT_ID_RE",
@@ -20,26 +18,7 @@ __all__ = [
     "snapshot_day",
 ]
 
-SNAPSHOT_ID_RE = re.compile(r"^[0-9]{20}-[0-9a-f]{8}$")
-
-_lock = threading.Lock()
-_last_ns = 0
-
-
-def new_snapshot_id(now_ns: int | None = None) -> str:
-    """Create a fresh snapshot id (``now_ns`` for tests; defaults to ``time.time_ns()``)."""
-    global _last_ns
-    with _lock:
-        ns = time.time_ns() if now_ns is None else now_ns
-        if now_ns is None:
-            ns = max(ns, _last_ns + 1)
-            _last_ns = ns
-    return f"{ns:020d}-{secrets.token_hex(4)}"
-
-
-def is_snapshot_id(value: str) -> bool:
-    """Whether ``value`` has the snapshot id format."""
-    return bool(SNAPSHOT_ID_RE.match(value))
+SNAPSHOT_ID_RE = SNAPSHOT_ID_PATTERN
 
 
 def snapshot_datetime(snapshot_id: str) -> datetime:

@@ -25,7 +25,7 @@ import anyio
 from quarry_core.errors import PolicyError
 from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sink
 from quarry_core.protocol.codec import encode_map
-from quarry_core.retry import new_snapshot_id
+from quarry_core.snapshot_ids import new_snapshot_id
 from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
 from quarry_policy_buffered.settings import STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, StreamingSettings
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from quarry_core.errors import ConfigError, PolicyError
 from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sink
-from quarry_core.retry import backoff_delay, new_snapshot_id
+from quarry_core.retry import backoff_delay
+from quarry_core.snapshot_ids import new_snapshot_id
 
 if TYPE_CHECKING:
     from quarry_core.protocol.frames import ArtifactChunk, Event
