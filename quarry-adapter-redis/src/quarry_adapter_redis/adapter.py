@@ -62,4 +62,3 @@ class RedisPubSubAdapter:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._reset()
-

@@ -111,9 +111,7 @@ def _seconds(options: Mapping[str, Any], key: str, default: float, *, prefix: st
     return seconds
 
 
-def parse_sink_settings(
-    url: str | None, options: Mapping[str, Any], *, strict: bool = True
-) -> StreamSinkSettings:
+def parse_sink_settings(url: str | None, options: Mapping[str, Any], *, strict: bool = True) -> StreamSinkSettings:
     """Parse and check the sink's URL and options (see :data:`SINK_OPTION_KEYS`).
 
     ``max_len``: integer, 0 → :data:`DEFAULT_MAX_LEN`, −1 → no ``MAXLEN``. ``ttl``: seconds or a duration
@@ -154,7 +152,7 @@ def parse_sink_settings(
         url=checked,
         stream_key=stream_key,
         max_len=None if max_len == -1 else (max_len or DEFAULT_MAX_LEN),
-        ttl=None if ttl == -1 else (int(math.ceil(ttl)) or DEFAULT_TTL),
+        ttl=None if ttl == -1 else (math.ceil(ttl) or DEFAULT_TTL),
         timeout=timeout,
         retries=retries,
         source=identity["source"],

@@ -1,10 +1,10 @@
 """Errors of quarry-adapter-redis, all under :class:`quarry_core.errors.QuarryError`::
 
-    QuarryError
-    ├── ConfigError                  (quarry_core) an invalid Redis URL or sink option
-    ├── NotificationError            (quarry_core) the pub/sub adapter failed; retryable ones are
-    │   └── RetryableNotificationError  (quarry_core.notify)
-    └── RedisSinkError               a batch could not be written to the stream after every attempt
+QuarryError
+├── ConfigError                  (quarry_core) an invalid Redis URL or sink option
+├── NotificationError            (quarry_core) the pub/sub adapter failed; retryable ones are
+│   └── RetryableNotificationError  (quarry_core.notify)
+└── RedisSinkError               a batch could not be written to the stream after every attempt
 """
 
 from __future__ import annotations

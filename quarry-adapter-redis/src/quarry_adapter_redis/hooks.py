@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from quarry_adapter_redis.config import check_redis_url, parse_sink_settings
 from quarry_core import hookimpl
 from quarry_core.errors import ConfigError
 from quarry_core.notify import check_adapter_config
 from quarry_core.registrations import EventSinkPlugin, NotificationAdapterPlugin
-
-from quarry_adapter_redis.config import check_redis_url, parse_sink_settings
 
 if TYPE_CHECKING:
     from quarry_core.interfaces import AdapterConfig, EventSink, EventSinkConfig, NotificationAdapter

@@ -27,17 +27,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
+
+from quarry_adapter_redis._client import close_client, open_client
+from quarry_adapter_redis.config import parse_sink_settings
+from quarry_adapter_redis.errors import RedisSinkError
 from quarry_core.errors import ConfigError
 from quarry_core.interfaces import EventSinkConfig
 from quarry_core.notify import redact_text, redact_url
 from quarry_core.retry import backoff_delay
 
-from quarry_adapter_redis._client import close_client, open_client
-from quarry_adapter_redis.config import parse_sink_settings
-from quarry_adapter_redis.errors import RedisSinkError
-
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+
     from quarry_core.protocol.frames import Event
 
 __all__ = ["RETRY_BACKOFF_BASE", "RedisStreamSink", "stream_fields"]

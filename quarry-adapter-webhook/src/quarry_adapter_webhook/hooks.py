@@ -40,9 +40,7 @@ def validate_webhook_config(config: AdapterConfig) -> None:
     except ValueError as exc:
         raise ConfigError(f"invalid adapter config: invalid webhook URL {redact_url(config.url)!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(
-            f"invalid adapter config: webhook URL must use http or https, got {redact_url(config.url)!r}"
-        )
+        raise ConfigError(f"invalid adapter config: webhook URL must use http or https, got {redact_url(config.url)!r}")
     if not parts.hostname:
         raise ConfigError(f"invalid adapter config: webhook URL has no host: {redact_url(config.url)!r}")
 

@@ -47,4 +47,3 @@ def backoff_delays(
 ) -> list[float]:
     """The delays before retries ``1..retries``; empty for ``retries <= 0``."""
     return [backoff_delay(i, base=base, cap=cap) for i in range(1, retries + 1)]
-
