@@ -491,12 +491,15 @@ class _Checker:
 
     def _unknown(self, key: str, table: Table, path: tuple[Segment, ...]) -> str:
         full = _format_key((*path, key))
+        # The same name at exactly one other place beats a near miss here (`buffer_events` → policy.*).
+        elsewhere = [p for p in _ALL_PATHS if re.split(r"[.\]]", p)[-1] == key]
         close = difflib.get_close_matches(key, list(table.fields), n=1)
-        if close:
+        if len(elsewhere) == 1:
+            suggestion = elsewhere[0]
+        elif close:
             suggestion = _format_key((*path, close[0]))
         else:
-            elsewhere = [p for p in _ALL_PATHS if re.split(r"[.\]]", p)[-1] == key]
-            suggestion = elsewhere[0] if len(elsewhere) == 1 else ""
+            suggestion = ""
         hint = f' (did you mean "{suggestion}"?)' if suggestion else ""
         return f'unknown key "{full}"{hint}'
 

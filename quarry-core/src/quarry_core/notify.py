@@ -381,7 +381,7 @@ async def publish_with_retries(
             retry_after = exc.retry_after
         except TimeoutError as exc:
             # anyio.fail_after raises a bare TimeoutError on expiry; a client library may add a message.
-            last_error = redact_text(_describe(exc)) if str(exc) else f"timed out after {attempt_timeout:g}s"
+            last_error = redact_text(_describe(exc)) if str(exc) else f"timed out after {round(attempt_timeout, 3):g}s"
         except OSError as exc:
             last_error = redact_text(_describe(exc))
         except NotificationError as exc:

@@ -49,7 +49,6 @@ __all__ = [
 
 _HIGH_WATER = 1024 * 1024  # bytes the transport may hold before writers wait
 _LOW_WATER = 256 * 1024
-_COALESCE = 64 * 1024  # frames of one loop iteration are joined into one write up to this size
 
 
 @attrs.frozen
@@ -122,7 +121,6 @@ class FrameWriter:
         self._protocol: _PipeProtocol | None = None
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._flush_scheduled = False
         self._error: BaseException | None = None
         self.frames = 0
         self.bytes = 0
@@ -142,9 +140,10 @@ class FrameWriter:
     def write_nowait(self, frame: bytes) -> None:
         """Hand one frame to the pipe without waiting; afterwards check :attr:`must_wait`.
 
-        Frames written in the same event-loop iteration are coalesced (up to 64 KiB) into one write, flushed
-        at the end of the iteration. Raises the pipe's original error (``BrokenPipeError``...) if it failed,
-        also when an earlier coalesced write failed after its call had returned.
+        The frame is written to the pipe at once (to the transport's buffer while the pipe is full), so it is
+        the runtime's to read even if this process dies right after. Raises the pipe's original error
+        (``BrokenPipeError``...) if it failed, also when an earlier buffered write failed after its call had
+        returned.
         """
         if self._error is not None:
             raise self._error
@@ -156,23 +155,13 @@ class FrameWriter:
             assert protocol is not None
             if protocol.lost:
                 raise self._closed_error()
+            # Straight to the pipe (or the transport's buffer when the pipe is full): once ``await emit...``
+            # returns, the frame survives the executor dying on the very next line.
             self._pending.append(frame)
             self._pending_size += len(frame)
-            if self._pending_size >= _COALESCE:
-                self._flush()
-            elif not self._flush_scheduled:
-                self._flush_scheduled = True
-                assert self._loop is not None
-                self._loop.call_soon(self._flush_soon)
+            self._flush()
         self.frames += 1
         self.bytes += len(frame)
-
-    def _flush_soon(self) -> None:
-        self._flush_scheduled = False
-        try:
-            self._flush()
-        except OSError:
-            pass  # kept in self._error: the next write or close raises it
 
     def _flush(self) -> None:
         """Give the pending bytes to the pipe: straight to the descriptor when the transport holds nothing

@@ -284,6 +284,8 @@ class ScriptHost:
             error = exc
         except BaseException as exc:
             error = exc
+        if self._cancel is not None:  # the script swallowed the cancellation: the rest is skipped anyway
+            raise asyncio.CancelledError
 
         stream = self.stream
         # 4. on_error

@@ -140,6 +140,8 @@ class Dataset:
         """Whether ``snapshot_id`` is committed."""
         path = self.layout.manifest_path(snapshot_id)
         try:
+            if self.protocol != "file":
+                self.fs.invalidate_cache(path)  # fsspec instances (and their listing caches) are shared
             return bool(self.fs.exists(path))
         except Exception as exc:
             raise classify(exc, "read", self.display(path)) from exc

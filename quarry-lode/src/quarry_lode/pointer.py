@@ -8,11 +8,13 @@ manifests, sidecars) and advance ``D/_latest`` monotonically (``advance``).
 Backend    Create-only                                    Pointer
 =========  =============================================  ===============================================
 file       temp file, fsync, ``os.link`` (exists = lost)  ``flock(_latest.lock)`` 10 s, compare, replace
+s3         ``PutObject(IfNoneMatch="*")``; 412 = exists   ETag read, ``IfMatch`` / ``IfNoneMatch="*"``
 memory     under a process-wide lock                      compare-and-set under that lock
 others     existence check, then write                    read-compare-write, not atomic (warns once)
 =========  =============================================  ===============================================
 
-Other backends plug in with :func:`register_pointer_store` (S3 conditional writes are meant to land there).
+Other backends plug in with :func:`register_pointer_store`; ``s3`` is registered that way at import
+(:mod:`quarry_lode.s3`, loaded on first use so s3fs is only imported for S3 roots).
 """
 
 from __future__ import annotations
@@ -327,6 +329,12 @@ _FACTORIES: dict[str, PointerStoreFactory] = {
 _FACTORIES_LOCK = threading.Lock()
 
 
+def _s3_store(fs: AbstractFileSystem) -> PointerStore:
+    from quarry_lode.s3 import make_s3_store
+
+    return make_s3_store(fs)
+
+
 def register_pointer_store(protocol: str, factory: PointerStoreFactory) -> None:
     """Use ``factory(fs) -> PointerStore`` for filesystems whose primary protocol is ``protocol``.
 
@@ -334,6 +342,9 @@ def register_pointer_store(protocol: str, factory: PointerStoreFactory) -> None:
     """
     with _FACTORIES_LOCK:
         _FACTORIES["file" if protocol == "local" else protocol] = factory
+
+
+register_pointer_store("s3", _s3_store)
 
 
 def pointer_store_for(fs: AbstractFileSystem, *, conditional_writes: bool = True) -> PointerStore:

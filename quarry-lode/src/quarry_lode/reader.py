@@ -93,6 +93,8 @@ class LodeDataset:
             return False
         path = self.layout.manifest_path(snapshot_id)
         try:
+            if self.protocol != "file":
+                self.fs.invalidate_cache(path)  # a cached listing of the day directory may predate the commit
             exists = bool(self.fs.exists(path))
         except Exception as exc:
             raise classify(exc, "read", path) from exc

@@ -7,7 +7,7 @@ Only :class:`ProxyEndpoint` holds a password; its ``repr()`` shows ``password='*
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -137,13 +137,17 @@ def pool_fingerprint(endpoints: tuple[ProxyEndpoint, ...] | list[ProxyEndpoint])
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
+def _endpoints(value: Iterable[ProxyEndpoint]) -> tuple[ProxyEndpoint, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ProxyPool:
     """A named set of endpoints with a selection strategy (``proxies.<name>`` in the config file)."""
 
     name: str
     strategy: str
-    endpoints: tuple[ProxyEndpoint, ...] = attrs.field(converter=tuple)
+    endpoints: tuple[ProxyEndpoint, ...] = attrs.field(converter=_endpoints)
     sticky: StickyConfig | None = None
     recency_window: int | None = None
 

@@ -318,16 +318,16 @@ class RedisStateStore:
                         await pipe.watch(key)
                         result, new_state = fn(_decode(await pipe.get(key)))
                         if new_state is None:
-                            await pipe.unwatch()
+                            await pipe.unwatch()  # type: ignore[no-untyped-call]
                             return result
-                        pipe.multi()
+                        pipe.multi()  # type: ignore[no-untyped-call]
                         pipe.set(key, _encode(new_state))
                         await pipe.execute()
                         return result
                     except WatchError:
                         continue
                     finally:
-                        await pipe.reset()
+                        await pipe.reset()  # type: ignore[no-untyped-call]
         except (RedisError, OSError) as exc:
             raise self._error(exc) from exc
         raise ProxyStateStoreError(f"redis state store: {key} changed concurrently {WATCH_TRIES} times; giving up")

@@ -12,7 +12,7 @@ from typing import Any
 
 from quarry_core.proxy.errors import ProxyError, ProxyStateStoreError
 from quarry_core.proxy.keys import sticky_key_for
-from quarry_core.proxy.model import ProxyPool, Rotation, SelectRequest, Selection
+from quarry_core.proxy.model import ProxyPool, Rotation, Selection, SelectRequest
 from quarry_core.proxy.stores import ProxyStateStore
 from quarry_core.proxy.strategies import (
     BUILTIN_STRATEGY_TYPES,

@@ -163,7 +163,8 @@ class FileStateStore:
                     raise self._fail(f"cannot lock {lock_path.name}", exc) from exc
             if time.monotonic() >= deadline:
                 raise ProxyStateStoreError(
-                    f"file state store {self.path}: timed out after {self.lock_timeout:g} s waiting for {lock_path.name}"
+                    f"file state store {self.path}: timed out after {self.lock_timeout:g} s "
+                    f"waiting for {lock_path.name}"
                 )
             time.sleep(0.005)
 

@@ -286,11 +286,9 @@ def apply_operation(
     ``last_used_at`` and purge expired sticky entries. Returns ``(result, new_state or None for a peek)``."""
     n = len(pool.endpoints)
     state, reset = normalize_state(raw, pool.fingerprint, n, request.recency_window)
-    step: Callable[..., tuple[int, State]]
+    step: Callable[..., tuple[int, State]] = strategy.choose
     if request.is_rotation:
         step = getattr(strategy, "rotate", None) or _generic_rotate
-    else:
-        step = strategy.choose
     index, new_state = step(pool, state, request, now_ms, rand)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
         raise ProxyError(f'proxy strategy "{request.strategy}" returned index {index!r} for {n} endpoint(s)')
