@@ -1,0 +1,167 @@
+"""Property tests of the ingestion loop over arbitrary frame streams: a prefix of valid events followed by one
+fault (or none). Whatever the stream, ingestion ends with a classified result, hands the policy exactly the
+valid events before the fault, in order, and never raises."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quarry_core.interfaces import PolicyStats
+from quarry_core.protocol.codec import FrameReader, encode_frame
+from quarry_core.protocol.frames import ArtifactChunk, Event
+from quarry_core.runtime.ingest import Ingestor, RunIdentity
+from quarry_core.runtime.metrics import Collector
+from quarry_core.runtime.sidecars import SidecarWriter
+from quarry_core.testing.fakes import DEFAULT_RUN_ID, make_event
+
+NON_TERMINAL = ["item", "log", "checkpoint", "enqueue"]
+
+# fault → (how it is written after the valid prefix, which result field classifies it)
+FAULTS = {
+    "none": "",
+    "truncated_payload": "stream_error",
+    "truncated_prefix": "stream_error",
+    "oversized": "stream_error",
+    "empty_frame": "stream_error",
+    "garbage_cbor": "stream_error",
+    "seq_gap": "stream_error",
+    "seq_repeat": "stream_error",
+    "wrong_run_id": "stream_error",
+    "wrong_attempt": "stream_error",
+    "bad_payload": "stream_error",
+    "unknown_type": "stream_error",
+    "version": "version_error",
+    "after_terminal": "stream_error",
+}
+
+
+@attrs.define
+class RecordingPolicy:
+    """Records what reaches the policy; optionally fails on the n-th event."""
+
+    fail_at: int | None = None
+    events: list[Event] = attrs.field(factory=list)
+    name: str = "recording"
+
+    async def ingest_event(self, event: Event) -> None:
+        if self.fail_at is not None and len(self.events) + 1 == self.fail_at:
+            raise RuntimeError("sink is down")
+        self.events.append(event)
+
+    async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
+        pass
+
+    async def flush(self, trigger: str = "termination") -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def stats(self) -> PolicyStats:
+        return PolicyStats()
+
+
+class _NoStorage:
+    async def put_file(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no sidecar frames in these streams")
+
+
+async def _no_control(frame: Any) -> None:
+    pass
+
+
+def _stream(types: list[str], fault: str, terminal: bool) -> tuple[bytes, list[Event]]:
+    """The bytes of the stream and the events that must reach the policy."""
+    valid = [make_event(i + 1, t) for i, t in enumerate(types)]
+    if terminal:
+        valid.append(make_event(len(valid) + 1, "run_complete"))
+    data = b"".join(encode_frame(e) for e in valid)
+    nxt = len(valid) + 1
+    good_next = encode_frame(make_event(nxt))
+    tail = {
+        "none": b"",
+        "truncated_payload": good_next[: len(good_next) // 2],
+        "truncated_prefix": good_next[:2],
+        "oversized": struct.pack(">I", 16 * 1024 * 1024) + b"\x00" * 16,
+        "empty_frame": struct.pack(">I", 0),
+        "garbage_cbor": struct.pack(">I", 3) + b"\xff\xfe\xfd",
+        "seq_gap": encode_frame(make_event(nxt + 1)),
+        "seq_repeat": encode_frame(make_event(max(nxt - 1, 1))) if nxt > 1 else encode_frame(make_event(0)),
+        "wrong_run_id": encode_frame(attrs.evolve(make_event(nxt), run_id="someone-else")),
+        "wrong_attempt": encode_frame(attrs.evolve(make_event(nxt), attempt=7)),
+        "bad_payload": encode_frame(make_event(nxt, "item", {"data": {}})),
+        "unknown_type": encode_frame({**make_event(nxt).to_wire(), "type": "teleport"}),
+        "version": encode_frame(attrs.evolve(make_event(nxt), contract_version="2.0.0")),
+        "after_terminal": good_next if terminal else encode_frame(make_event(nxt + 1)),
+    }[fault]
+    return data + tail, valid
+
+
+async def _ingest(data: bytes, policy: RecordingPolicy) -> Any:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    metrics = Collector()
+    ingestor = Ingestor(
+        identity=RunIdentity(run_id=DEFAULT_RUN_ID, attempt=1),
+        policy=policy,
+        metrics=metrics,
+        sidecars=SidecarWriter(_NoStorage(), metrics, _no_control),  # type: ignore[arg-type]
+        send_control=_no_control,
+    )
+    return await ingestor.run(FrameReader(reader)), metrics
+
+
+@given(
+    types=st.lists(st.sampled_from(NON_TERMINAL), max_size=12),
+    fault=st.sampled_from(sorted(FAULTS)),
+    terminal=st.booleans(),
+)
+def test_any_stream_ends_classified_with_the_valid_prefix_ingested(
+    types: list[str], fault: str, terminal: bool
+) -> None:
+    data, valid = _stream(types, fault, terminal)
+    policy = RecordingPolicy()
+    result, metrics = asyncio.run(_ingest(data, policy))
+    assert [(e.seq, e.type) for e in policy.events] == [(e.seq, e.type) for e in valid]
+    assert result.last_seq == len(valid)
+    assert result.policy_error is None
+    expected = FAULTS[fault]
+    if fault == "seq_repeat" and not valid:
+        expected = "stream_error"  # seq 0 is a gap too
+    if expected == "" or (terminal and fault.startswith(("truncated", "oversized", "empty", "garbage"))):
+        # after the terminal event a broken stream end is only a warning; the run's terminal decides
+        assert result.stream_error is None and result.version_error is None
+    elif expected == "version_error":
+        assert result.version_error is not None and result.stream_error is None
+    else:
+        assert result.stream_error, fault
+    assert (result.terminal is not None) == terminal
+    assert metrics.get("ipc_frames_received_total") >= len(valid)
+
+
+@given(types=st.lists(st.sampled_from(NON_TERMINAL), min_size=1, max_size=12), data=st.data())
+def test_a_policy_failure_stops_ingestion_at_that_event(types: list[str], data: st.DataObject) -> None:
+    fail_at = data.draw(st.integers(min_value=1, max_value=len(types)))
+    stream, valid = _stream(types, "none", terminal=True)
+    policy = RecordingPolicy(fail_at=fail_at)
+    result, _ = asyncio.run(_ingest(stream, policy))
+    assert result.policy_error == "sink is down"
+    assert [e.seq for e in policy.events] == [e.seq for e in valid[: fail_at - 1]]
+    assert result.terminal is None
+
+
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_never_escape_classification(blob: bytes) -> None:
+    policy = RecordingPolicy()
+    result, _ = asyncio.run(_ingest(blob, policy))  # never raises
+    if blob:
+        assert result.fatal and result.last_error, "non-empty garbage is always a classified stream fault"
+    else:
+        assert not result.fatal and policy.events == []

@@ -1,0 +1,5 @@
+prepare = 42
+
+
+async def run(ctx):
+    pass
