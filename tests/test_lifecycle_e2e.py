@@ -6,68 +6,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from e2e_helpers import ROOT, SCRIPTS, events_of, read_table, run_id_from
+from e2e_helpers import SCRIPTS, events_of, finish_run, read_table, run_id_from, spawn_run, watch_descendants
 
 pytestmark = pytest.mark.browser
 
 
-def _spawn(storage: Path, *args: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "quarry_core.cli", "run", *args, "--storage-path", str(storage)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-
-
-def _watch_descendants(proc: subprocess.Popen[str], until: float) -> set[int]:
-    """Poll the process tree until ``until`` (monotonic) or exit; return every descendant pid seen."""
-    seen: set[int] = set()
-    parent = psutil.Process(proc.pid)
-    while time.monotonic() < until and proc.poll() is None:
-        try:
-            seen.update(c.pid for c in parent.children(recursive=True))
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    return seen
-
-
-def _alive(pids: set[int]) -> list[str]:
-    out = []
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            if p.status() != psutil.STATUS_ZOMBIE:
-                out.append(f"{pid} {p.name()} {' '.join(p.cmdline()[:3])}")
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def _finish(proc: subprocess.Popen[str], seen: set[int]) -> tuple[int, str, str]:
-    parent = psutil.Process(proc.pid)
-    try:
-        seen.update(c.pid for c in parent.children(recursive=True))
-    except psutil.NoSuchProcess:
-        pass
-    out, err = proc.communicate(timeout=60)
-    deadline = time.monotonic() + 5
-    while _alive(seen) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _alive(seen) == [], f"processes outlived quarry run: {_alive(seen)}"
-    return proc.returncode, out, err
-
-
 def test_timeout_stops_a_hung_script(storage: Path) -> None:
-    proc = _spawn(storage, str(SCRIPTS / "hang.py"), "--timeout", "3s", "--cancel-grace", "1s")
-    seen = _watch_descendants(proc, time.monotonic() + 2.5)
+    proc = spawn_run(storage, str(SCRIPTS / "hang.py"), "--timeout", "3s", "--cancel-grace", "1s")
+    seen = watch_descendants(proc, time.monotonic() + 2.5)
     assert any("quarry_executor" in " ".join(psutil.Process(p).cmdline()) for p in seen if psutil.pid_exists(p))
-    code, out, err = _finish(proc, seen)
+    code, out, err = finish_run(proc, seen)
     assert code == 1, out + err
     assert "outcome=script_error" in out
     assert "Message: run exceeded timeout of 3s" in out
@@ -81,10 +35,10 @@ def test_timeout_stops_a_hung_script(storage: Path) -> None:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_cancels_flushes_and_records(storage: Path, sig: signal.Signals, code: int) -> None:
-    proc = _spawn(storage, str(SCRIPTS / "slow_crawl.py"), "--cancel-grace", "2s")
-    seen = _watch_descendants(proc, time.monotonic() + 4)
+    proc = spawn_run(storage, str(SCRIPTS / "slow_crawl.py"), "--cancel-grace", "2s")
+    seen = watch_descendants(proc, time.monotonic() + 4)
     os.kill(proc.pid, sig)
-    rc, out, err = _finish(proc, seen)
+    rc, out, err = finish_run(proc, seen)
     assert rc == code, out + err
     assert "outcome=canceled" in out
     assert f"run canceled by {sig.name}" in out
