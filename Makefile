@@ -30,8 +30,15 @@ build:
 	uv build --all-packages --no-sources -o dist
 	uv run --frozen twine check --strict dist/*
 
+# Ingest benchmark (a few minutes): N items through each policy into Parquet, against a bare wire ceiling and
+# Scrapy (from the optional `bench` dependency group). BENCH_ARGS="--n 20000 --rss-n 0" for a quick look.
+BENCH_ARGS ?=
+# Crawl benchmark (a few minutes): 1 listing + 200 detail pages crawled by Quarry fan-out, bare Playwright, Crawlee
+# and scrapy-playwright, 4 concurrent pages each. CRAWL_BENCH_ARGS="--pages 50 --only quarry,playwright" for a quick look.
+CRAWL_BENCH_ARGS ?=
 bench: setup
-	uv run --frozen python benchmarks/ingest.py
+	uv run --frozen --group bench python benchmarks/ingest.py $(BENCH_ARGS)
+	uv run --frozen --group bench python benchmarks/crawl.py $(CRAWL_BENCH_ARGS)
 
 clean:
 	rm -rf dist quarry-data .pytest_cache .mypy_cache .ruff_cache

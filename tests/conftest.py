@@ -96,3 +96,18 @@ def fake_python(tmp_path: Path) -> str:
     wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKES / 'fake_executor.py'}\n")
     wrapper.chmod(0o755)
     return str(wrapper)
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheels of every workspace member, built once per session (``uv build --all-packages --no-sources``)."""
+    from e2e_helpers import uv_path
+
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [uv_path(), "build", "--all-packages", "--no-sources", "--wheel", "-o", str(dist), "-q"],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
+    return dist

@@ -100,3 +100,15 @@ def wait_for_items(storage: Path, proc: subprocess.Popen[str], n: int, timeout: 
 
 def final_run_record(storage: Path, run_id: str) -> dict[str, Any]:
     return max(read_table(storage, "runs", run_id=run_id), key=lambda r: r["updated_at"])
+
+
+def uv_path() -> str:
+    """The ``uv`` executable (building wheels needs it); fails the test when it is missing."""
+    import shutil
+
+    import pytest
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is required to build wheels (make setup installs it)")
+    return uv

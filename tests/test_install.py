@@ -6,35 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from e2e_helpers import ROOT
+from e2e_helpers import uv_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def _uv() -> str:
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is required to build wheels (make setup installs it)")
-    return uv
-
-
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [_uv(), "build", "--all-packages", "--no-sources", "--wheel", "-o", str(dist), "-q"],
-        cwd=ROOT,
-        check=True,
-        timeout=600,
-    )
-    return dist
+    return uv_path()
 
 
 def test_core_plus_buffered_from_wheels_runs(wheels: Path, tmp_path: Path) -> None:

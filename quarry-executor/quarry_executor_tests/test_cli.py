@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -119,13 +120,18 @@ def test_validate(tmp_path: Any) -> None:
     assert json.loads(proc.stdout)["valid"] is False
 
 
-def test_warm_mode_is_rejected_clearly() -> None:
+def test_warm_mode_rejects_an_unusable_first_line() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "quarry_executor", "--warm"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "quarry_executor", "--warm"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "QUARRY_BROWSER_ENDPOINT": "http://127.0.0.1:9"},  # no eager browser launch
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 3
     assert proc.stdout == ""
-    assert "--warm" in proc.stderr and "not supported" in proc.stderr
+    assert "stdin is empty, expected JSON input" in proc.stderr
 
 
 def test_second_guard_install_raises() -> None:

@@ -83,15 +83,39 @@ def test_script_raising_gives_auto_run_error(execute: Any) -> None:
         """
     )
     assert res.code == 1, res.stderr
-    assert res.types == ["item", "run_error", "run_result"]
+    # the error snapshot (screenshot + HTML) is written and acked before the terminal event
+    assert res.types == ["item", "file_write", "file_write", "run_error", "run_result"]
     payload = res.terminal["payload"]
     assert payload["error_type"] == "script_error"
     assert payload["message"] == "price missing"
+    shot, html = res.files
+    assert (shot.filename, shot.content_type) == ("quarry-error-screenshot.png", "image/png")
+    assert shot.data.startswith(b"\x89PNG")
+    assert html.filename == "quarry-error-page.html" and b"<html" in html.data
+    assert payload["error_snapshot"] == {
+        "screenshot": {
+            "filename": shot.filename,
+            "key": f"datasets/quarry/files/run_id=run-1/{shot.filename}",
+            "size": len(shot.data),
+        },
+        "html": {
+            "filename": html.filename,
+            "key": f"datasets/quarry/files/run_id=run-1/{html.filename}",
+            "size": len(html.data),
+        },
+    }
     assert "Traceback" in payload["stack"] and "ValueError: price missing" in payload["stack"]
     assert res.outcome["status"] == "error"
     assert res.outcome["message"] == "price missing"
     assert res.outcome["error_type"] == "script_error"
     check_contract(res.frames)
+
+
+def test_error_snapshot_can_be_turned_off(execute: Any) -> None:
+    res = execute("async def run(ctx):\n    raise ValueError('x')\n", error_snapshot=False)
+    assert res.code == 1, res.stderr
+    assert res.types == ["run_error", "run_result"]
+    assert "error_snapshot" not in res.terminal["payload"]
 
 
 def test_exception_without_message_uses_class_name(execute: Any) -> None:

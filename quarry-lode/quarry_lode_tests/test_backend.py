@@ -260,23 +260,33 @@ def test_outbox_records(backend_factory: Callable[..., LodeBackend], partition: 
     assert row["event_type"] == "adapter_outbox"
 
 
+def _make_read_only(root: Path) -> Callable[[], None] | None:
+    """Make ``root`` unwritable, for root too when possible: ``chattr +i`` (immutable), else ``chmod 0555``.
+    Returns the undo, or ``None`` when neither stops writes here."""
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(root)], capture_output=True).returncode == 0:
+        undo: Callable[[], None] = lambda: subprocess.run(["chattr", "-i", str(root)], check=True)  # noqa: E731
+    else:
+        root.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        undo = lambda: root.chmod(0o755)  # noqa: E731
+    probe = root / "probe"
+    try:
+        probe.write_text("x")
+    except OSError:
+        return undo
+    probe.unlink()
+    undo()
+    return None
+
+
 def test_read_only_directory(tmp_path: Path, partition: RunPartition, make_event: MakeEvent) -> None:
     root = tmp_path / "ro"
     root.mkdir()
     b = LodeBackend(StorageConfig(path=str(root)))
     rs: LodeRunStorage = b.open_run(partition)
-    root.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    undo = _make_read_only(root)
+    if undo is None:
+        pytest.skip(f"neither chattr +i nor chmod 0o555 stops writes here (euid {os.geteuid()})")
     try:
-        probe = root / "probe"
-        try:
-            probe.write_text("x")
-        except PermissionError:
-            pass
-        else:
-            probe.unlink()
-            reason = f"chmod 0o555 does not stop writes here (euid {os.geteuid()})"
-            print(reason)
-            pytest.skip(reason)
         with pytest.raises(PermissionDeniedError) as info:
             run(rs.write_events([make_event(1)], policy="strict"))
         err = info.value
@@ -284,4 +294,4 @@ def test_read_only_directory(tmp_path: Path, partition: RunPartition, make_event
         assert str(err).startswith(f"write {root}/datasets/quarry/events/")
         assert isinstance(err.__cause__, PermissionError)
     finally:
-        root.chmod(0o755)
+        undo()

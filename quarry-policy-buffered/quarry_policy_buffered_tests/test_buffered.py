@@ -152,7 +152,25 @@ async def test_writer_forms_a_batch_at_the_event_threshold() -> None:
     await settle()
     await policy.flush()
     assert [len(c.items) for c in sink.commits] == [5, 5, 2]
-    assert policy.stats().flush_count == 1
+    stats = policy.stats()
+    assert stats.flush_triggers == {"count": 2, "interval": 0, "termination": 1, "capacity": 0}
+    assert stats.flush_count == 3  # two threshold firings and the flush() call
+
+
+async def test_an_ingest_out_of_room_below_the_threshold_fires_a_capacity_flush() -> None:
+    sink = MemorySink()
+    limit = 3 * event_size(make_event(1)) + 10
+    policy = buffered(sink, buffer_events=4, batch_events=4, buffer_bytes=limit, batch_bytes=limit)
+    for seq in (1, 2, 3):
+        await policy.ingest_event(make_event(seq))
+    await settle()
+    assert sink.commits == []  # below both thresholds
+    await policy.ingest_event(make_event(4))  # no room in bytes: the writer must make some
+    await policy.flush()
+    stats = policy.stats()
+    assert [e.seq for e in sink.events] == [1, 2, 3, 4]
+    assert stats.flush_triggers is not None and stats.flush_triggers["capacity"] == 1
+    assert stats.flush_count == sum(stats.flush_triggers.values())
 
 
 async def test_writer_forms_a_batch_at_the_byte_threshold() -> None:
@@ -230,8 +248,35 @@ async def test_non_droppable_evicts_the_oldest_waiting_droppable(logs: LogCaptur
     assert [e.seq for e in sink.events] == [1, 2, 4, 5]
     summary = [m for m in logs.at("WARNING") if "dropped (" in m]
     assert summary == [
-        "Warning: buffered policy: 2 events dropped (log: 1 evicted_for_non_droppable; rotate_proxy: 1 buffer_full)"
+        "Warning: buffered policy: drop burst ended: 2 events dropped "
+        "(log: 1 evicted_for_non_droppable; rotate_proxy: 1 buffer_full)",
+        "Warning: buffered policy: 2 events dropped (log: 1 evicted_for_non_droppable; rotate_proxy: 1 buffer_full)",
     ]
+
+
+async def test_every_drop_burst_logs_one_warning_when_the_pressure_ends(logs: LogCapture) -> None:
+    sink = MemorySink()
+    policy = buffered(sink, buffer_events=1, batch_events=1)
+    seq = 0
+    for ended, burst in enumerate((3, 2)):
+        sink.stall()
+        seq += 1
+        await policy.ingest_event(make_event(seq, "item"))  # in flight, buffer full
+        await sink.wait_stalled()
+        for _ in range(burst):
+            seq += 1
+            await policy.ingest_event(make_event(seq, "log"))
+        assert len([m for m in logs.at("WARNING") if "drop burst" in m]) == ended  # not before the commit
+        sink.release()
+        await policy.flush()
+    bursts = [m for m in logs.at("WARNING") if "drop burst" in m]
+    assert bursts == [
+        "Warning: buffered policy: drop burst ended: 3 events dropped (log: 3 buffer_full)",
+        "Warning: buffered policy: drop burst ended: 2 events dropped (log: 2 buffer_full)",
+    ]
+    assert logs.count("Warning: buffered policy dropped log", "WARNING") == 1  # first per (type, reason)
+    await policy.close()
+    assert policy.stats().dropped_by_type == {"log": 5}
 
 
 async def test_in_flight_droppables_are_never_evicted() -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import struct
 import sys
+import time
 import uuid
 
 from quarry_core.protocol import CONTRACT_VERSION, encode_frame, utc_now_ts
@@ -20,6 +21,12 @@ def main() -> int:
     out = sys.stdout.buffer
     scenario = os.environ.get("FAKE_SCENARIO", "ok")
     seq = 0
+    gate = os.environ.get("FAKE_START_GATE")  # concurrency tests: say "ready", then wait until the gate file exists
+    if gate:
+        open(f"{gate}.{os.getpid()}.ready", "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def event(etype: str, payload: dict, **over: object) -> bytes:
         nonlocal seq
@@ -40,7 +47,7 @@ def main() -> int:
     def item(i: int, **over: object) -> bytes:
         return event("item", {"item_type": "row", "data": {"i": i}}, **over)
 
-    for i in range(3):
+    for i in range(int(os.environ.get("FAKE_ITEMS", "3"))):  # FAKE_ITEMS: more items for load tests
         out.write(item(i))
     out.flush()
     if scenario == "ok":

@@ -70,7 +70,11 @@ class NatsAdapter:
                 servers=self.servers,
                 connect_timeout=max(1, round(self.config.timeout)),
                 allow_reconnect=False,
-                max_reconnect_attempts=0,
+                # nats-py treats 0 as "never give up on a server" and would loop on a refused connection until
+                # the attempt times out; 1 means: try each server twice, at once, then NoServersError (retried
+                # by publish_with_retries with its own backoff).
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
                 error_cb=_ignore,
                 disconnected_cb=_ignore,
                 closed_cb=_ignore,

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from quarry_adapter_nats.config import jetstream_enabled, nats_servers, nats_subject
+from quarry_adapter_nats.config import DEFAULT_SUBJECT, jetstream_enabled, nats_servers, nats_subject
 from quarry_core import hookimpl
 from quarry_core.notify import check_adapter_config
-from quarry_core.registrations import NotificationAdapterPlugin
+from quarry_core.registrations import NotificationAdapterPlugin, PluginOption
 
 if TYPE_CHECKING:
     from quarry_core.interfaces import AdapterConfig, NotificationAdapter
@@ -41,4 +41,8 @@ def quarry_notification_adapters() -> Iterator[NotificationAdapterPlugin]:
         factory=make_nats_adapter,
         summary="publish the run_completed event on NATS (core, or JetStream with an ack)",
         validate=validate_nats_config,
+        options=(
+            PluginOption("subject", summary="subject to publish to (--adapter-subject)", default=DEFAULT_SUBJECT),
+            PluginOption("jetstream", kind="boolean", summary="JetStream publish awaiting the ack", default=False),
+        ),
     )

@@ -9,16 +9,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from quarry_adapter_redis.config import check_redis_url, parse_sink_settings
+from quarry_adapter_redis.config import (
+    DEFAULT_CHANNEL,
+    DEFAULT_MAX_LEN,
+    DEFAULT_SINK_RETRIES,
+    DEFAULT_SINK_TIMEOUT,
+    DEFAULT_STREAM_KEY,
+    DEFAULT_TTL,
+    check_redis_url,
+    parse_sink_settings,
+)
 from quarry_core import hookimpl
 from quarry_core.errors import ConfigError
 from quarry_core.notify import check_adapter_config
-from quarry_core.registrations import EventSinkPlugin, NotificationAdapterPlugin
+from quarry_core.registrations import EventSinkPlugin, NotificationAdapterPlugin, PluginOption
 
 if TYPE_CHECKING:
     from quarry_core.interfaces import AdapterConfig, EventSink, EventSinkConfig, NotificationAdapter
 
 __all__ = [
+    "SINK_OPTIONS",
     "make_redis_adapter",
     "make_redis_sink",
     "quarry_event_sinks",
@@ -64,6 +74,20 @@ def validate_redis_sink_config(config: EventSinkConfig) -> None:
     parse_sink_settings(config.url, config.options, strict=True)
 
 
+#: What the Redis Streams sink reads from its options (``--event-sink-redis-*``, ``events.sinks[]``).
+SINK_OPTIONS = (
+    PluginOption("stream_key", summary="stream to XADD to", default=DEFAULT_STREAM_KEY),
+    PluginOption(
+        "max_len", kind="integer", summary="MAXLEN ~ per XADD (0 = default, -1 = none)", default=DEFAULT_MAX_LEN
+    ),
+    PluginOption(
+        "ttl", kind="duration", summary="EXPIRE after the first write (0 = default, -1 = none)", default=DEFAULT_TTL
+    ),
+    PluginOption("timeout", kind="duration", summary="bound of each Redis operation", default=DEFAULT_SINK_TIMEOUT),
+    PluginOption("retries", kind="integer", summary="retries of a failed batch", default=DEFAULT_SINK_RETRIES),
+)
+
+
 @hookimpl
 def quarry_notification_adapters() -> Iterator[NotificationAdapterPlugin]:
     yield NotificationAdapterPlugin(
@@ -71,6 +95,7 @@ def quarry_notification_adapters() -> Iterator[NotificationAdapterPlugin]:
         factory=make_redis_adapter,
         summary="PUBLISH the run_completed event on a Redis pub/sub channel",
         validate=validate_redis_adapter_config,
+        options=(PluginOption("channel", summary="pub/sub channel (--adapter-channel)", default=DEFAULT_CHANNEL),),
     )
 
 
@@ -81,4 +106,5 @@ def quarry_event_sinks() -> Iterator[EventSinkPlugin]:
         factory=make_redis_sink,
         summary="XADD every event batch to a Redis Stream (MAXLEN ~, EXPIRE)",
         validate=validate_redis_sink_config,
+        options=SINK_OPTIONS,
     )

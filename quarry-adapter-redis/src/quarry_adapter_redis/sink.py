@@ -155,7 +155,10 @@ class RedisStreamSink:
             await self._expire()
             return
         raise RedisSinkError(
-            redact_text(f"XADD to {self._target} failed after {attempts} attempts: {last}"), attempts=attempts
+            redact_text(
+                f"XADD to {self._target} failed after {attempts} attempt{'s' if attempts != 1 else ''}: {last}"
+            ),
+            attempts=attempts,
         )
 
     async def close(self) -> None:

@@ -52,4 +52,5 @@ def quarry_notification_adapters() -> Iterator[NotificationAdapterPlugin]:
         factory=make_webhook_adapter,
         summary="POST the run_completed event as JSON to an HTTP(S) endpoint",
         validate=validate_webhook_config,
+        uses_headers=True,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pluggy
 from loguru import logger
 
+from quarry_core.batch import EnqueueBatcher, StorageBatcher, create_batcher, create_storage_batcher
 from quarry_core.errors import (
     EmitValidationError,
     QuarryError,
@@ -21,7 +22,12 @@ from quarry_core.errors import (
 from quarry_core.protocol.constants import CONTRACT_VERSION, DROPPABLE_EVENT_TYPES
 from quarry_core.sdk import (
     EmitAPI,
+    MemoryAPI,
+    MemorySnapshot,
+    MemoryThresholds,
+    MemoryUsage,
     PrepareResult,
+    PressureLevel,
     ProxyRotation,
     QuarryContext,
     RedactedProxy,
@@ -42,7 +48,13 @@ __all__ = [
     "DROPPABLE_EVENT_TYPES",
     "EmitAPI",
     "EmitValidationError",
+    "EnqueueBatcher",
+    "MemoryAPI",
+    "MemorySnapshot",
+    "MemoryThresholds",
+    "MemoryUsage",
     "PrepareResult",
+    "PressureLevel",
     "ProxyRotation",
     "QuarryContext",
     "QuarryError",
@@ -50,6 +62,7 @@ __all__ = [
     "RunMeta",
     "SinkFailedError",
     "StorageAPI",
+    "StorageBatcher",
     "StorageFilenameError",
     "StoragePutError",
     "StoragePutResult",
@@ -57,5 +70,7 @@ __all__ = [
     "TerminalEventError",
     "TerminalSignal",
     "__version__",
+    "create_batcher",
+    "create_storage_batcher",
     "hookimpl",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "env_value",
     "expand_vars",
     "explicit_config_path",
+    "field_for",
     "load_config",
     "merge_layers",
 ]
@@ -135,6 +136,7 @@ SCHEMA: Final[Table] = Table(
         "cancel_grace": _DUR,
         "browser_ws_endpoint": _STR,
         "no_browser_reuse": _BOOL,
+        "error_snapshot": _BOOL,
         "policy": Table(
             {
                 "name": _STR,
@@ -305,6 +307,14 @@ def _schema_at(path: Sequence[Segment]) -> Field | None:
         else:
             return None
     return node
+
+
+def field_for(dotted_key: str) -> Field | None:
+    """The schema entry of a dotted key (``policy.buffer_events``, ``events.sinks[0].type``), or None."""
+    try:
+        return _schema_at(_parse_key(dotted_key))
+    except ValueError:
+        return None
 
 
 def _all_paths(node: Field = SCHEMA, prefix: str = "") -> Iterator[str]:
@@ -828,6 +838,7 @@ ENV_VARS: Final[tuple[EnvVar, ...]] = (
     _env("QUARRY_BROWSER_WS_ENDPOINT", "browser_ws_endpoint"),
     _env("QUARRY_BROWSER_ENDPOINT", "browser_ws_endpoint"),  # checked second (cli.md §4)
     _env("QUARRY_NO_BROWSER_REUSE", "no_browser_reuse", Kind.BOOLEAN),
+    _env("QUARRY_NO_ERROR_SNAPSHOT", "error_snapshot", Kind.BOOLEAN, invert=True),
     _env("QUARRY_POLICY", "policy.name"),
     _env("QUARRY_FLUSH_MODE", "policy.flush_mode"),
     _env("QUARRY_BUFFER_EVENTS", "policy.buffer_events", Kind.INTEGER),
@@ -869,6 +880,7 @@ ENV_VARS: Final[tuple[EnvVar, ...]] = (
     _env("QUARRY_ADAPTER_ENDPOINT", "adapter.endpoint"),
     _env("QUARRY_ADAPTER_OUTBOX", "adapter.outbox", Kind.BOOLEAN),
     _env("QUARRY_ADAPTER_NOTIFY_CHILDREN", "adapter.notify_children", Kind.BOOLEAN),
+    _env("QUARRY_ADAPTER_OPTION", "adapter.options", Kind.STRING_MAP),
     _env("QUARRY_NO_LODE_EVENTS", "events.lode_events", Kind.BOOLEAN, invert=True),
     _env("QUARRY_LOG_LEVEL", "log.level"),
     _env("QUARRY_LOG_FORMAT", "log.format"),

@@ -13,11 +13,13 @@ import attrs
 
 __all__ = [
     "KINDS",
+    "OPTION_KINDS",
     "CliCommandPlugin",
     "EventSinkPlugin",
     "ExecutorPlugin",
     "IngestionPolicyPlugin",
     "NotificationAdapterPlugin",
+    "PluginOption",
     "ProxySelectorPlugin",
     "ProxyStateStorePlugin",
     "Registration",
@@ -50,7 +52,8 @@ class StorageBackendPlugin:
     """A storage backend. ``factory(StorageConfig) -> StorageBackend``; ``aliases`` select it too.
 
     ``validate(StorageConfig)`` raises ``ConfigError`` before anything runs; ``prepare(StorageConfig)`` creates
-    what the backend needs (a local directory) once every other check passed.
+    what the backend needs (a local directory) once every other check passed; ``reader(StorageConfig)`` opens
+    the stored data read-only for the read-side commands (``quarry list``, ``inspect``, ``stats``, ``export``).
     """
 
     name: str = attrs.field(validator=_name)
@@ -59,26 +62,63 @@ class StorageBackendPlugin:
     aliases: tuple[str, ...] = ()
     validate: Callable[[Any], None] | None = None
     prepare: Callable[[Any], None] | None = None
+    reader: Callable[[Any], Any] | None = None
+
+
+#: The value kinds a :class:`PluginOption` may declare.
+OPTION_KINDS = ("string", "integer", "number", "boolean", "duration")
+
+
+def _option_kind(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in OPTION_KINDS:
+        raise ValueError(f"PluginOption.kind must be one of {', '.join(OPTION_KINDS)}, got {value!r}")
+
+
+@attrs.frozen
+class PluginOption:
+    """One setting a notification adapter or event sink reads from its ``options`` (CONTRACT_INTEGRATION §6.4).
+
+    Declaring it gives the plugin a command-line value (``--adapter-option name=value``,
+    ``--event-sink-option <sink>.name=value``), an environment value and a config key (``adapter.options.name``,
+    ``events.sinks[].options.name``) without any change to Quarry. The CLI converts text to ``kind``
+    (``duration``: seconds as a float, ``"500ms"``/``"2s"``; ``-1`` is kept as is), rejects undeclared names
+    and leaves absent options out (``default`` is documentation, the plugin applies it).
+    """
+
+    name: str = attrs.field(validator=_name)
+    kind: str = attrs.field(default="string", validator=_option_kind)
+    summary: str = ""
+    default: Any = None
 
 
 @attrs.frozen
 class NotificationAdapterPlugin:
-    """A notification adapter. ``factory(AdapterConfig) -> NotificationAdapter``."""
+    """A notification adapter. ``factory(AdapterConfig) -> NotificationAdapter``.
+
+    ``options`` declares what the adapter reads from ``AdapterConfig.options`` (see :class:`PluginOption`);
+    ``uses_headers`` says it sends ``--adapter-header``s (otherwise they are ignored with a warning).
+    """
 
     name: str = attrs.field(validator=_name)
     factory: Callable[..., Any]
     summary: str = ""
     validate: Callable[[Any], None] | None = None
+    options: tuple[PluginOption, ...] = ()
+    uses_headers: bool = False
 
 
 @attrs.frozen
 class EventSinkPlugin:
-    """An event sink fed every batch during the run. ``factory(EventSinkConfig) -> EventSink``."""
+    """An event sink fed every batch during the run. ``factory(EventSinkConfig) -> EventSink``.
+
+    ``options`` declares what the sink reads from ``EventSinkConfig.options`` (see :class:`PluginOption`).
+    """
 
     name: str = attrs.field(validator=_name)
     factory: Callable[..., Any]
     summary: str = ""
     validate: Callable[[Any], None] | None = None
+    options: tuple[PluginOption, ...] = ()
 
 
 @attrs.frozen

@@ -23,8 +23,14 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
 
 __all__ = [
+    "PRESSURE_LEVELS",
     "EmitAPI",
+    "MemoryAPI",
+    "MemorySnapshot",
+    "MemoryThresholds",
+    "MemoryUsage",
     "PrepareResult",
+    "PressureLevel",
     "ProxyRotation",
     "QuarryContext",
     "RedactedProxy",
@@ -130,6 +136,82 @@ class StorageAPI(Protocol):
     ) -> StoragePutResult: ...
 
 
+PressureLevel = Literal["low", "moderate", "high", "critical"]
+"""Memory pressure, lowest first (runtime.md §16)."""
+
+PRESSURE_LEVELS: tuple[PressureLevel, ...] = ("low", "moderate", "high", "critical")
+
+
+def _check_ratio(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"memory threshold {attribute.name} must be a number in (0, 1], got {value!r}")
+
+
+@attrs.frozen
+class MemoryThresholds:
+    """The ratios at which pressure becomes ``moderate``, ``high`` and ``critical``: each in (0, 1], strictly
+    increasing, else ``ValueError``. Below ``moderate`` it is ``low``."""
+
+    moderate: float = attrs.field(default=0.5, validator=_check_ratio)
+    high: float = attrs.field(default=0.7, validator=_check_ratio)
+    critical: float = attrs.field(default=0.9, validator=_check_ratio)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.moderate < self.high < self.critical:
+            raise ValueError(
+                "memory thresholds must be strictly increasing: "
+                f"moderate={self.moderate} < high={self.high} < critical={self.critical}"
+            )
+
+    def level(self, ratio: float) -> PressureLevel:
+        """The pressure level of one usage ratio."""
+        if ratio >= self.critical:
+            return "critical"
+        if ratio >= self.high:
+            return "high"
+        if ratio >= self.moderate:
+            return "moderate"
+        return "low"
+
+
+@attrs.frozen
+class MemoryUsage:
+    """One source's usage: ``used`` and ``limit`` in bytes (``limit`` None = unlimited), ``ratio`` = used / limit
+    (0 without a limit or with a limit of 0)."""
+
+    used: int
+    limit: int | None
+    ratio: float
+
+
+@attrs.frozen
+class MemorySnapshot:
+    """``ctx.memory.snapshot()``: the executor process, the browser's JS heap (None if opted out, no page or any
+    error), the cgroup (None outside one), the highest pressure level over the available sources, and ``ts``
+    (seconds since the epoch)."""
+
+    process: MemoryUsage
+    browser: MemoryUsage | None
+    cgroup: MemoryUsage | None
+    pressure: PressureLevel
+    ts: float
+
+
+class MemoryAPI(Protocol):
+    """Memory pressure of the run's container (runtime.md §16)."""
+
+    @property
+    def thresholds(self) -> MemoryThresholds: ...
+
+    def configure(
+        self, *, moderate: float | None = None, high: float | None = None, critical: float | None = None
+    ) -> MemoryThresholds: ...
+
+    async def snapshot(self, browser: bool = True) -> MemorySnapshot: ...
+
+    async def is_above(self, level: PressureLevel) -> bool: ...
+
+
 class QuarryContext(Protocol):
     """Everything a script gets. ``page`` and ``browser_context`` always return the current ones."""
 
@@ -153,6 +235,9 @@ class QuarryContext(Protocol):
 
     @property
     def storage(self) -> StorageAPI: ...
+
+    @property
+    def memory(self) -> MemoryAPI: ...
 
     @property
     def proxy(self) -> RedactedProxy | None: ...

@@ -18,9 +18,10 @@ from quarry_executor.guard import install_stdout_guard
 
 __all__ = ["main"]
 
-_USAGE = """usage: python -m quarry_executor [--validate SCRIPT]
+_USAGE = """usage: python -m quarry_executor [--warm | --validate SCRIPT]
 
   (no arguments)     run one script: the run request is line 1 of stdin, frames go to stdout
+  --warm             run many scripts one at a time: line 1, then run_request frames (D12)
   --validate SCRIPT  load SCRIPT and print what it exports as JSON
 """
 
@@ -107,7 +108,9 @@ async def _run(ipc_fd: int) -> int:
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
     await channel.stop_reader()
-    await writer.close()
+    # Drain without a deadline: the runtime may be slower than we are (a strict policy on a slow disk) and it
+    # decides when to stop us; a dead runtime breaks the pipe, which ends the wait at once.
+    await writer.close(timeout=None)
     return code
 
 
@@ -127,8 +130,13 @@ def _dispatch(ipc_fd: int, args: list[str]) -> int:
     if first.startswith("--validate="):
         return _validate(ipc_fd, [first.split("=", 1)[1]])
     if first == "--warm":
-        _err("--warm (warm executors) is not supported by this version of quarry-executor; start it without --warm")
-        return EXIT_CRASH
+        import asyncio
+
+        from quarry_executor.warm import run_warm
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(run_warm(ipc_fd))
     if first == "--browser-server":
         _err("--browser-server is not supported by this version of quarry-executor")
         return EXIT_CRASH

@@ -173,6 +173,14 @@ class BrowserSession:
             raise
         return context, page
 
+    async def discard(self, context: BrowserContext, page: Page) -> None:
+        """Close a run's page and context at its end (a warm executor's pooled session does it in the background)."""
+        try:
+            await page.close()
+            await context.close()
+        except Exception:
+            pass
+
     async def close(self) -> None:
         """Close a launched browser; for an attached one only disconnect. Then stop Playwright."""
         try:

@@ -39,6 +39,7 @@ from quarry_core.protocol import (
 from quarry_executor.diag import warn
 
 __all__ = [
+    "BadRunRequest",
     "Channel",
     "ChannelClosedError",
     "FrameWriter",
@@ -60,6 +61,14 @@ class WriterStatistics:
     pending_bytes: int
     transport_buffer_bytes: int
     paused: bool
+
+
+@attrs.frozen
+class BadRunRequest:
+    """A warm executor's ``run_request`` frame that failed validation (that run crashes, the process stays)."""
+
+    run_id: str
+    message: str
 
 
 class ChannelClosedError(ConnectionError):
@@ -238,8 +247,9 @@ class FrameWriter:
             return protocol.error
         return BrokenPipeError("frame pipe closed")
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Flush what the transport holds and close the pipe (bounded by ``timeout``)."""
+    async def close(self, timeout: float | None = 10.0) -> None:
+        """Flush what the transport holds and close the pipe (bounded by ``timeout``; ``None``: until drained or
+        the reader is gone)."""
         transport, protocol = self._transport, self._protocol
         if transport is None or protocol is None:
             try:
@@ -357,6 +367,9 @@ class Channel:
         self._acks: dict[int, asyncio.Future[FileWriteAck]] = {}
         self._proxy_updates: dict[int, asyncio.Future[ProxyUpdate]] = {}
         self._on_cancel: Callable[[Cancel], None] | None = None
+        # warm mode (D12): ``run_request`` / ``shutdown`` frames, a bad run request and
+        # stdin EOF (``None``) go here; without it they are ignored with a warning
+        self.on_warm: Callable[[RunRequestFrame | Shutdown | BadRunRequest | None], None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
 
     # ---- failure
@@ -412,6 +425,7 @@ class Channel:
     # ---- control frames
 
     def start_reader(self, on_cancel: Callable[[Cancel], None]) -> None:
+        """Read control frames in the background; ``on_cancel`` receives ``cancel`` frames."""
         self._on_cancel = on_cancel
         self._reader_task = asyncio.get_running_loop().create_task(self._read_control(), name="quarry-control")
 
@@ -442,6 +456,8 @@ class Channel:
                 self.eof = True
                 if self._acks or self._proxy_updates:
                     self.fail(ChannelClosedError("stdin closed while a reply from the runtime was pending"))
+                if self.on_warm is not None:
+                    self.on_warm(None)
                 return
             self._dispatch(d)
 
@@ -449,6 +465,10 @@ class Channel:
         try:
             frame = parse_control_frame(d)
         except StreamError as exc:
+            if self.on_warm is not None and d.get("type") == "run_request":
+                run_id = d.get("run_id")
+                self.on_warm(BadRunRequest(run_id if isinstance(run_id, str) else "", str(exc)))
+                return
             warn(f"bad control frame ignored: {exc}")
             return
         if frame is None:
@@ -469,4 +489,7 @@ class Channel:
             if self._on_cancel is not None:
                 self._on_cancel(frame)
         elif isinstance(frame, (RunRequestFrame, Shutdown)):
-            warn(f"{frame.KIND} control frame ignored: this executor is not in warm mode")
+            if self.on_warm is not None:
+                self.on_warm(frame)
+            else:
+                warn(f"{frame.KIND} control frame ignored: this executor is not in warm mode")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from quarry_core.sdk import RedactedProxy, RunMeta
 from quarry_executor.browser import redact_proxy
+from quarry_executor.memory import MemoryMonitor
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
@@ -23,9 +24,10 @@ __all__ = ["RunContext"]
 
 
 class RunContext:
-    """One run's context: job, run identity, browser objects, ``emit``, ``storage`` and the redacted proxy."""
+    """One run's context: job, run identity, browser objects, ``emit``, ``storage``, ``memory`` and the redacted
+    proxy."""
 
-    __slots__ = ("_browser_context", "_emit", "_job", "_page", "_proxy", "_run", "_session", "_storage")
+    __slots__ = ("_browser_context", "_emit", "_job", "_memory", "_page", "_proxy", "_run", "_session", "_storage")
 
     def __init__(
         self,
@@ -47,6 +49,7 @@ class RunContext:
         self._browser_context = browser_context
         self._page = page
         self._proxy = dict(proxy) if proxy is not None else None
+        self._memory = MemoryMonitor(lambda: self._page)
 
     def __repr__(self) -> str:
         return f"<RunContext run_id={self._run.run_id!r} attempt={self._run.attempt}>"
@@ -78,6 +81,10 @@ class RunContext:
     @property
     def storage(self) -> Storage:
         return self._storage
+
+    @property
+    def memory(self) -> MemoryMonitor:
+        return self._memory
 
     @property
     def proxy(self) -> RedactedProxy | None:

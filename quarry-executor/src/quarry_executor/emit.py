@@ -387,6 +387,12 @@ class Emitter:
         await self.log("error", message, fields)
 
     async def run_error(self, error_type: str, message: str, stack: str | None = None) -> None:
+        await self.host_run_error(error_type, message, stack)
+
+    async def host_run_error(
+        self, error_type: str, message: str, stack: str | None = None, *, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        """``run_error`` plus payload keys only the host adds (``error_snapshot``); not part of ``EmitAPI``."""
         self._check_latch()
         payload: dict[str, Any] = {
             "error_type": _need_text(error_type, "error_type"),
@@ -397,6 +403,8 @@ class Emitter:
             if len(stack.encode("utf-8", "surrogatepass")) > MAX_STACK_SIZE:
                 raise _bad(f"stack is longer than {MAX_STACK_SIZE} bytes")
             payload["stack"] = stack
+        if extra:
+            payload.update(extra)
         await self._stream.send_event("run_error", payload)
 
     async def run_complete(self, summary: Mapping[str, Any] | None = None) -> None:

@@ -38,13 +38,16 @@ from quarry_executor.guard import new_guard_run
 from quarry_executor.loader import LoadedScript, call_maybe_async, load_script
 from quarry_executor.storage import Storage
 
-__all__ = ["EXIT_CODES", "SIGTERM_GRACE", "RunStatus", "ScriptHost", "format_stack"]
+__all__ = ["ERROR_SNAPSHOT_TIMEOUT", "EXIT_CODES", "SIGTERM_GRACE", "RunStatus", "ScriptHost", "format_stack"]
 
 #: exit code per ``run_result`` status (wire.md §11)
 EXIT_CODES = {"completed": 0, "error": 1, "crash": 2}
 
 #: seconds of grace after SIGTERM
 SIGTERM_GRACE = 2.0
+
+#: bound on saving the screenshot and HTML of a failed run
+ERROR_SNAPSHOT_TIMEOUT = 15.0
 
 #: time kept back from a cancel grace for ``run_result`` and closing
 _GRACE_RESERVE = 0.4
@@ -117,8 +120,14 @@ class ScriptHost:
         channel: Channel,
         *,
         open_browser: Callable[[RunRequest], Awaitable[BrowserSession]] | None = None,
+        owns_session: bool = True,
+        load: Callable[[str], LoadedScript] = load_script,
     ) -> None:
+        """``open_browser``/``owns_session``/``load``: a warm executor passes its shared browser (kept open
+        after the run; only the run's page and context are closed) and its script cache."""
         self.request = request
+        self._owns_session = owns_session
+        self._load = load
         self.channel = channel
         self.stream = RunStream(channel, request)
         self.emitter = Emitter(self.stream, current_proxy=self._current_proxy)
@@ -220,7 +229,7 @@ class ScriptHost:
     async def _lifecycle(self) -> None:
         request = self.request
         try:
-            self.script = load_script(request.script)
+            self.script = self._load(request.script)
         except ScriptLoadError as exc:
             raise _Crash(str(exc)) from None
         script = self.script
@@ -311,11 +320,45 @@ class ScriptHost:
                 if error is None:
                     await self.emitter.run_complete()
                 else:
-                    await self.emitter.run_error("script_error", _error_message(error), format_stack(error))
+                    extra = await self._error_snapshot(ctx)
+                    await self.emitter.host_run_error(
+                        "script_error", _error_message(error), format_stack(error), extra=extra
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 warn(f"automatic terminal event failed: {type(exc).__name__}: {exc}")
+
+    async def _error_snapshot(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Save a screenshot and the page HTML as sidecar files before the ``script_error`` terminal (beyond
+        upstream); returns the ``run_error`` payload key naming them, or None when turned off. Never raises
+        (a failed part is named under ``error``), bounded by :data:`ERROR_SNAPSHOT_TIMEOUT`."""
+        if self.request.error_snapshot is False or not self.stream.healthy:
+            return None
+        saved: dict[str, Any] = {}
+        errors: list[str] = []
+        try:
+            async with asyncio.timeout(ERROR_SNAPSHOT_TIMEOUT):
+                page = ctx.page
+                for part, filename, content_type, capture in (
+                    ("screenshot", "quarry-error-screenshot.png", "image/png", lambda: page.screenshot(full_page=True)),
+                    ("html", "quarry-error-page.html", "text/html; charset=utf-8", page.content),
+                ):
+                    try:
+                        data = await capture()
+                        body = data.encode("utf-8") if isinstance(data, str) else data
+                        result = await self.storage.put(filename, body, content_type=content_type)
+                        saved[part] = {"filename": filename, "key": result.key, "size": len(body)}
+                    except TimeoutError:
+                        raise
+                    except Exception as exc:
+                        errors.append(f"{part}: {type(exc).__name__}: {exc}")
+        except TimeoutError:
+            errors.append(f"timed out after {ERROR_SNAPSHOT_TIMEOUT:g} s")
+        if errors:
+            saved["error"] = "; ".join(errors)[:1000]
+            warn(f"error snapshot incomplete: {saved['error']}")
+        return {"error_snapshot": saved}
 
     async def _swallow(self, name: str, hook: Callable[..., Any], *args: Any) -> None:
         try:
@@ -402,7 +445,9 @@ class ScriptHost:
             stack=status.stack,
             proxy_used=proxy_used,
         )
-        timeout = self._remaining() if self._cancel is not None else _CLOSE_TIMEOUT
+        # Unbounded unless canceled: the runtime reads at its policy's pace and stops this process itself when it
+        # must; giving up here would drop every frame still queued behind the result.
+        timeout = self._remaining() if self._cancel is not None else None
         try:
             async with asyncio.timeout(timeout):
                 async with self.stream.lock:
@@ -417,13 +462,9 @@ class ScriptHost:
         timeout = _CLOSE_TIMEOUT if self._cancel is None else max(self._remaining() or 0.0, 0.2)
         try:
             async with asyncio.timeout(timeout):
-                if self.ctx is not None:
-                    try:
-                        await self.ctx.page.close()
-                        await self.ctx.browser_context.close()
-                    except Exception:
-                        pass
-                if self.session is not None:
+                if self.ctx is not None and self.session is not None:
+                    await self.session.discard(self.ctx.browser_context, self.ctx.page)
+                if self.session is not None and self._owns_session:
                     await self.session.close()
         except TimeoutError:
             warn("closing the browser timed out")

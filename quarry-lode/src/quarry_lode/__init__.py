@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         classify,
     )
     from quarry_lode.escaping import escape_value, unescape
+    from quarry_lode.gc import GcCandidate, GcReport, collect_garbage
     from quarry_lode.layout import PARTITION_KEYS, TABLES, Layout, Partition
     from quarry_lode.manifest import Manifest, ManifestFile
     from quarry_lode.pointer import AdvanceResult, PointerStore, register_pointer_store
@@ -53,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "ConflictError": "errors",
     "Dataset": "dataset",
     "DiskFullError": "errors",
+    "GcCandidate": "gc",
+    "GcReport": "gc",
     "Layout": "layout",
     "LodeBackend": "backend",
     "LodeDataset": "reader",
@@ -73,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "ThrottledError": "errors",
     "UnknownStorageError": "errors",
     "classify": "errors",
+    "collect_garbage": "gc",
     "escape_value": "escaping",
     "make_backend": "backend",
     "new_snapshot_id": "snapshot",
@@ -93,6 +97,8 @@ __all__ = [
     "ConflictError",
     "Dataset",
     "DiskFullError",
+    "GcCandidate",
+    "GcReport",
     "Layout",
     "LodeBackend",
     "LodeDataset",
@@ -112,6 +118,7 @@ __all__ = [
     "UnknownStorageError",
     "__version__",
     "classify",
+    "collect_garbage",
     "escape_value",
     "make_backend",
     "new_snapshot_id",

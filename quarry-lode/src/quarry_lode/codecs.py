@@ -99,6 +99,8 @@ METRICS_COUNTERS: tuple[str, ...] = (
     "lode_write_success_total",
     "lode_write_failure_total",
     "lode_write_retry_total",
+    "policy_flushes_total",
+    "policy_flush_failures_total",
 )
 
 METRICS_SCHEMA = pa.schema(
@@ -109,6 +111,8 @@ METRICS_SCHEMA = pa.schema(
         ("dropped_by_type", _COUNTERS),
         ("dropped_by_reason", _COUNTERS),
         ("flush_triggers", _COUNTERS),
+        ("buffer_high_water_events", pa.int64()),
+        ("buffer_high_water_bytes", pa.int64()),
         ("policy", pa.string()),
         ("executor", pa.string()),
         ("storage_backend", pa.string()),
@@ -174,8 +178,10 @@ RUNS_SCHEMA = pa.schema(
         ("proxy_pool", pa.string()),
         ("proxy_used", _PROXY),
         ("proxy_rotations", pa.int64()),
+        ("proxy_endpoints", pa.list_(_PROXY)),
         ("ipc", _IPC),
         ("stderr_tail", pa.string()),
+        ("stop_reason", pa.string()),
         ("children_total", pa.int64()),
         ("children_succeeded", pa.int64()),
         ("children_failed", pa.int64()),

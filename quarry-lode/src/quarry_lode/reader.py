@@ -17,7 +17,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quarry_core.interfaces import SidecarFile
+from quarry_core.interfaces import SidecarFile, StorageConfig
 from quarry_lode.codecs import SCHEMAS, decode_file
 from quarry_lode.errors import ArtifactCorrupt, ArtifactNotFound, NoMetricsFound, classify
 from quarry_lode.escaping import escape
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DataFile",
     "LodeDataset",
+    "open_configured",
     "open_dataset",
 ]
 
@@ -49,6 +50,14 @@ def open_dataset(
     options = {k: v for k, v in dict(storage_options or {}).items() if k != "conditional_writes"}
     fs, path = url_to_fs(root, **options)
     return LodeDataset(fs, path, dataset)
+
+
+def open_configured(config: StorageConfig) -> LodeDataset:
+    """Open the dataset a run's ``StorageConfig`` points at (same path resolution and S3 options as writes)."""
+    from quarry_lode.settings import resolve_location
+
+    location = resolve_location(config)
+    return open_dataset(location.url, config.dataset, storage_options=location.storage_options)
 
 
 @attrs.frozen
@@ -84,6 +93,15 @@ class LodeDataset:
         self._committed: set[str] = set()
 
     # ------------------------------------------------------------------ snapshots
+
+    def exists(self) -> bool:
+        """Whether the dataset directory exists (holds anything at all)."""
+        base = self.layout.base
+        try:
+            self.fs.invalidate_cache(base)
+            return bool(self.fs.exists(base)) and bool(self._ls(base))
+        except Exception as exc:
+            raise classify(exc, "read", base) from exc
 
     def is_committed(self, snapshot_id: str) -> bool:
         """Whether the snapshot's manifest exists (positive answers are cached)."""
@@ -243,6 +261,48 @@ class LodeDataset:
         if columns is not None:
             result = result.select(list(columns))
         return result
+
+    def iter_batches(
+        self,
+        table: str = "events",
+        *,
+        source: str | None = None,
+        category: str | None = None,
+        day: str | None = None,
+        run_id: str | None = None,
+        event_type: str | None = None,
+        columns: Sequence[str] | None = None,
+        where: pc.Expression | None = None,
+        committed_only: bool = True,
+    ) -> Iterator[pa.Table]:
+        """Like :meth:`read`, one data file at a time (memory bounded by the largest file), in commit order.
+
+        Partition filters prune directories before anything is read; ``columns`` is pushed down to Parquet;
+        ``where`` (a ``pyarrow.compute`` expression over data and partition columns, e.g.
+        ``pc.field("seq") > 10``) filters each file's rows. Files left without rows are skipped.
+        """
+        files = self.files(
+            table,
+            committed_only=committed_only,
+            source=source,
+            category=category,
+            day=day,
+            run_id=run_id,
+            event_type=event_type,
+        )
+        data_columns = None
+        if columns is not None:
+            data_columns = [c for c in columns if c not in PARTITION_KEYS]
+            if where is not None:  # the filter may need columns the caller did not ask for
+                data_columns = None
+        for f in files:
+            arrow = self._with_partition(self._load(f, data_columns), f.partition)
+            if where is not None:
+                arrow = arrow.filter(where)
+            if columns is not None:
+                arrow = arrow.select(list(columns))
+            if arrow.num_rows:
+                yield arrow
 
     def to_pyarrow_dataset(self, table: str = "events") -> pads.Dataset:
         """A ``pyarrow.dataset`` over the committed files of ``table`` with a string Hive partitioning."""

@@ -9,6 +9,7 @@ from quarry_policy_buffered.buffered import BufferedPolicy, event_size
 from quarry_policy_buffered.settings import (
     CHUNK_BYTE_CAP,
     FLUSH_MODES,
+    FLUSH_TRIGGERS,
     STREAMING_BYTE_CAP,
     STREAMING_ITEM_CAP,
     BufferedSettings,
@@ -16,7 +17,7 @@ from quarry_policy_buffered.settings import (
     validate_buffered,
     validate_streaming,
 )
-from quarry_policy_buffered.streaming import FLUSH_TRIGGERS, StreamingPolicy
+from quarry_policy_buffered.streaming import StreamingPolicy
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from quarry_core.interfaces import Sink
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
-__all__ = ["Batch", "BatchFailed", "Counters", "write_batch"]
+__all__ = ["Batch", "BatchFailed", "Counters", "summarize_drops", "write_batch"]
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -101,6 +101,16 @@ async def write_batch(
             if attempt >= attempts:
                 raise BatchFailed(exc, max_retries) from exc
         await sleep(backoff_delay(attempt))
+
+
+def summarize_drops(dropped: Mapping[tuple[str, str], int]) -> str:
+    """``"5 events dropped (enqueue: 1 evicted_for_non_droppable; log: 4 buffer_full)"``."""
+    total = sum(dropped.values())
+    by_type: dict[str, list[str]] = {}
+    for (t, reason), n in sorted(dropped.items()):
+        by_type.setdefault(t, []).append(f"{n} {reason}")
+    parts = "; ".join(f"{t}: {', '.join(v)}" for t, v in by_type.items())
+    return f"{total} event{'s' if total != 1 else ''} dropped ({parts})"
 
 
 class Counters:
@@ -183,12 +193,7 @@ class Counters:
             self.high_water_bytes = nbytes
 
     def drop_summary(self) -> str:
-        total = sum(self.dropped.values())
-        by_type: dict[str, list[str]] = {}
-        for (t, reason), n in sorted(self.dropped.items()):
-            by_type.setdefault(t, []).append(f"{n} {reason}")
-        parts = "; ".join(f"{t}: {', '.join(v)}" for t, v in by_type.items())
-        return f"{total} event{'s' if total != 1 else ''} dropped ({parts})"
+        return summarize_drops(self.dropped)
 
     def snapshot(
         self, *, buffered_events: int, buffered_bytes: int, flush_triggers: Mapping[str, int] | None

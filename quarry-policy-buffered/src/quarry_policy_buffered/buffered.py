@@ -24,8 +24,8 @@ from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sin
 from quarry_core.protocol.codec import encode_map
 from quarry_core.protocol.constants import DROPPABLE_EVENT_TYPES
 from quarry_core.snapshot_ids import new_snapshot_id
-from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
-from quarry_policy_buffered.settings import CHUNK_BYTE_CAP, BufferedSettings
+from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, summarize_drops, write_batch
+from quarry_policy_buffered.settings import CHUNK_BYTE_CAP, FLUSH_TRIGGERS, BufferedSettings
 
 if TYPE_CHECKING:
     import loguru
@@ -109,6 +109,9 @@ class BufferedPolicy:
         self._flush_called = False
         self._closed = False
         self._warned_backpressure = False
+        self._burst: dict[tuple[str, str], int] = {}
+        # flush firings by trigger; ``interval`` stays 0 (buffered has no timer), the keys match streaming's
+        self._triggers = dict.fromkeys(FLUSH_TRIGGERS, 0)  # drops since the buffer was last relieved
 
     # ------------------------------------------------------------------ ingestion
 
@@ -138,7 +141,7 @@ class BufferedPolicy:
         self._w_events += 1
         self._w_bytes += size
         counters.mark(self._w_events + self._f_events, self._w_bytes + self._f_bytes)
-        if self._threshold_reached() and self._start_batch():
+        if self._threshold_reached() and self._start_batch("count"):
             await asyncio.sleep(0)  # let the writer start the sink call while ingestion goes on
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
@@ -153,7 +156,7 @@ class BufferedPolicy:
         self._w_bytes += size
         self._w_chunk_bytes += size
         self._counters.mark(self._w_events + self._f_events, self._w_bytes + self._f_bytes)
-        if self._threshold_reached() and self._start_batch():
+        if self._threshold_reached() and self._start_batch("count"):
             await asyncio.sleep(0)
 
     def _threshold_reached(self) -> bool:
@@ -198,7 +201,7 @@ class BufferedPolicy:
                 self._log.warning("Warning: buffered policy: buffer full, applying backpressure")
             done = self._batch_done
             if self._inflight is None:
-                self._start_batch()  # below a threshold but out of room: write what waits
+                self._start_batch("capacity")  # below a threshold but out of room: write what waits
             await done.wait()
 
     def _evict_one(self) -> bool:
@@ -217,10 +220,19 @@ class BufferedPolicy:
 
     def _drop(self, event: Event, reason: str, *, was_held: bool) -> None:
         before = self._counters.drop(event.type, reason, was_held=was_held)
+        key = (event.type, reason)
+        self._burst[key] = self._burst.get(key, 0) + 1
         if before == 0:
             self._log.warning("Warning: buffered policy dropped {} event (seq {}): {}", event.type, event.seq, reason)
         else:
             self._log.debug("buffered policy dropped {} event (seq {}): {}", event.type, event.seq, reason)
+
+    def _end_burst(self) -> None:
+        """Log one warning for the drops since the buffer was last relieved (a drop burst), if any."""
+        if not self._burst:
+            return
+        burst, self._burst = self._burst, {}
+        self._log.warning("Warning: buffered policy: drop burst ended: {}", summarize_drops(burst))
 
     def _refusal(self) -> PolicyError:
         if self._failure is not None:
@@ -229,13 +241,18 @@ class BufferedPolicy:
 
     # ------------------------------------------------------------------ the writer
 
-    def _start_batch(self) -> bool:
+    def _start_batch(self, trigger: str | None) -> bool:
         """Form a batch of everything waiting and hand it to the writer, if the writer is idle.
 
-        Synchronous, so the batch is fixed the moment it is formed: newcomers wait for the next one.
+        Synchronous, so the batch is fixed the moment it is formed: newcomers wait for the next one. A batch
+        that ``trigger`` (``count``: a batch threshold, ``capacity``: an ingest call out of room) starts is one
+        flush firing; batches ``flush()`` starts are counted by that call (``trigger`` None).
         """
         if self._inflight is not None or self._failure is not None or self._closed or not self._w_items:
             return False
+        if trigger is not None:
+            self._counters.flush_count += 1
+            self._triggers[trigger] += 1
         chunks: list[ArtifactChunk] = []
         events: list[Event] = []
         for entry in self._waiting:
@@ -267,7 +284,7 @@ class BufferedPolicy:
                 if batch is not None:
                     await self._write(batch)
                     if self._threshold_reached():
-                        self._start_batch()
+                        self._start_batch("count")
         except Exception as exc:  # a bug, not a sink failure: fail loudly instead of hanging waiters
             self._counters.errors += 1
             self._failure = f"buffered policy writer crashed: {type(exc).__name__}: {exc}"
@@ -297,6 +314,7 @@ class BufferedPolicy:
         self._counters.persist(batch.events)
         self._f_items = self._f_events = self._f_bytes = self._f_chunk_bytes = 0
         self._inflight = None
+        self._end_burst()  # a commit relieves the pressure that caused the drops
         self._batch_finished()
 
     def _on_attempt_failed(self, attempt: int, attempts: int, error: Exception) -> None:
@@ -321,6 +339,7 @@ class BufferedPolicy:
         Raises ``PolicyError`` once the policy has failed (also when this flush's batch fails for good).
         """
         self._counters.flush_count += 1
+        self._triggers["termination" if trigger not in self._triggers else trigger] += 1
         self._flush_called = True
         if self._closed:
             if self._failure is not None:
@@ -329,7 +348,7 @@ class BufferedPolicy:
         while self._failure is None and (self._inflight is not None or self._w_items):
             done = self._batch_done
             if self._inflight is None:
-                self._start_batch()
+                self._start_batch(None)
             await done.wait()
         if self._failure is not None:
             raise self._refusal()
@@ -349,6 +368,7 @@ class BufferedPolicy:
         if writer is not None:
             writer.cancel()
             await asyncio.wait([writer])
+        self._end_burst()
         if self._counters.dropped:
             self._log.warning("Warning: buffered policy: {}", self._counters.drop_summary())
         await self._sink.close()
@@ -357,5 +377,5 @@ class BufferedPolicy:
         return self._counters.snapshot(
             buffered_events=self._w_events + self._f_events,
             buffered_bytes=self._w_bytes + self._f_bytes,
-            flush_triggers=None,
+            flush_triggers=self._triggers,
         )

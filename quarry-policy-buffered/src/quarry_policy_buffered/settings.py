@@ -18,6 +18,7 @@ from quarry_core.interfaces import PolicyConfig
 __all__ = [
     "CHUNK_BYTE_CAP",
     "FLUSH_MODES",
+    "FLUSH_TRIGGERS",
     "STREAMING_BYTE_CAP",
     "STREAMING_ITEM_CAP",
     "BufferedSettings",
@@ -33,6 +34,9 @@ CHUNK_BYTE_CAP = 128 * 1024 * 1024
 #: Internal caps of ``streaming`` (policies.md §6).
 STREAMING_ITEM_CAP = 50_000
 STREAMING_BYTE_CAP = 128 * 1024 * 1024
+
+#: The keys of ``PolicyStats.flush_triggers`` (buffered and streaming), always all present.
+FLUSH_TRIGGERS: tuple[str, ...] = ("count", "interval", "termination", "capacity")
 
 
 def _non_negative_int(value: Any, flag: str) -> int:

@@ -27,19 +27,16 @@ from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sin
 from quarry_core.protocol.codec import encode_map
 from quarry_core.snapshot_ids import new_snapshot_id
 from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
-from quarry_policy_buffered.settings import STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, StreamingSettings
+from quarry_policy_buffered.settings import FLUSH_TRIGGERS, STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, StreamingSettings
 
 if TYPE_CHECKING:
     import loguru
 
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
-__all__ = ["FLUSH_TRIGGERS", "StreamingPolicy"]
+__all__ = ["StreamingPolicy"]
 
 Sleep = Callable[[float], Awaitable[Any]]
-
-#: The keys of ``PolicyStats.flush_triggers`` for streaming, always all present.
-FLUSH_TRIGGERS: tuple[str, ...] = ("count", "interval", "termination", "capacity")
 
 
 def _default_logger() -> loguru.Logger:

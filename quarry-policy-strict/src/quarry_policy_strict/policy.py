@@ -104,6 +104,7 @@ class StrictPolicy:
                 await write(batch, snapshot_id=snapshot_id)
                 return
             except Exception as exc:
+                self._warn_failure(what, attempt + 1, exc)
                 if attempt >= self._retries:
                     self._errors += 1
                     raise PolicyError(
@@ -112,6 +113,17 @@ class StrictPolicy:
                 attempt += 1
                 self._write_retries += 1
                 await self._sleep(backoff_delay(attempt))
+
+    def _warn_failure(self, what: str, attempt: int, error: Exception) -> None:
+        if self._context is not None:
+            log = self._context.logger
+        else:
+            from loguru import logger
+
+            log = logger
+        log.warning(
+            "Warning: strict policy: {} write failed (attempt {}/{}): {}", what, attempt, self._retries + 1, error
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

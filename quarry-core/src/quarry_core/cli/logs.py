@@ -8,7 +8,7 @@ from typing import Any
 
 from loguru import logger
 
-__all__ = ["LEVELS", "setup_logging"]
+__all__ = ["LEVELS", "enable_library_logs", "setup_logging"]
 
 LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR"}
 _PACKAGES = (
@@ -44,5 +44,11 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
         logger.add(_json_sink, level=lvl)
     else:
         logger.add(sys.stderr, level=lvl, format="{time:HH:mm:ss} {level} {message}", colorize=False)
+    enable_library_logs()
+
+
+def enable_library_logs() -> None:
+    """Let Quarry's libraries log. Each disables itself when first imported (``logger.disable``), so call this
+    again after plugins were loaded (``PluginHost.build()``), or a plugin imported later stays silent."""
     for pkg in _PACKAGES:
         logger.enable(pkg)

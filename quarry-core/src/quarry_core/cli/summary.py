@@ -9,6 +9,7 @@ from typing import Any
 
 from loguru import logger
 
+from quarry_core.interfaces import PolicyStats
 from quarry_core.protocol.constants import CONTRACT_VERSION
 from quarry_core.runtime.metrics import COUNTERS
 from quarry_core.runtime.run import RunReport
@@ -25,6 +26,13 @@ def _policy_line(r: RunReport) -> str:
     elif p.name == "streaming":
         parts += [f"flush_count={p.flush_count}", f"flush_interval={p.flush_interval:g}s", f"flushes={st.flush_count}"]
     return ", ".join(parts)
+
+
+def _flushes_line(st: PolicyStats) -> str:
+    line = f"Flushes: {st.flush_count}"
+    if st.flush_triggers is not None:
+        line += " (" + ", ".join(f"{k}={v}" for k, v in st.flush_triggers.items()) + ")"
+    return line
 
 
 def summary_text(r: RunReport) -> str:
@@ -50,6 +58,9 @@ def summary_text(r: RunReport) -> str:
         f"Message: {r.message}",
         f"Duration: {r.duration_ms}ms",
         f"Events: {r.event_count}",
+    ]
+    lines += _proxy_lines(r)
+    lines += [
         "=== Policy Stats ===",
         f"Events Received: {st.events_received}",
         f"Events Persisted: {st.events_persisted}",
@@ -61,7 +72,9 @@ def summary_text(r: RunReport) -> str:
         dropped,
         f"Events Unflushed: {st.events_unflushed}",
         f"Chunks: {st.chunks_received} received, {st.chunks_persisted} persisted",
-        f"Flushes: {st.flush_count}",
+        _flushes_line(st),
+        f"Flush Failures: {st.flush_failures} ({st.write_retries} retries)",
+        f"Buffer High Water: {st.buffer_high_water_events} events, {st.buffer_high_water_bytes} bytes",
     ]
     a = r.artifacts
     if a.total:
@@ -86,8 +99,52 @@ def summary_text(r: RunReport) -> str:
         lines.append(f"{name}: {r.metrics.get(name, 0)}")
     for typ, n in sorted(st.dropped_by_type.items()):
         lines.append(f"events_dropped{{type={typ}}}: {n}")
+    for reason, n in sorted(st.dropped_by_reason.items()):
+        lines.append(f"events_dropped{{reason={reason}}}: {n}")
+    for trigger, n in (st.flush_triggers or {}).items():
+        lines.append(f"policy_flushes{{trigger={trigger}}}: {n}")
     lines.append(f"dimensions: policy={s.policy.name}, executor={s.executor}, storage_backend={r.storage_backend}")
+    lines += _fan_out_lines(r)
     return "\n".join(lines) + "\n"
+
+
+def _fan_out_lines(r: RunReport) -> list[str]:
+    """``=== Fan-Out Summary ===`` for a fan-out root: child totals, enqueue totals, one line per child."""
+    fo = r.fan_out
+    if fo is None:
+        return []
+    lines = [
+        "=== Fan-Out Summary ===",
+        f"Child Runs: {fo['runs_total']} total, {fo['runs_succeeded']} succeeded, {fo['runs_failed']} failed",
+        f"Enqueue Events: {fo['enqueue_received']} received, {fo['enqueue_deduped']} deduped, "
+        f"{fo['enqueue_skipped']} skipped, {fo['enqueue_abandoned']} abandoned",
+    ]
+    reasons = {k: v for k, v in fo.get("enqueue_skipped_by_reason", {}).items() if v}
+    if reasons:
+        lines.append("Skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+    for child in fo["children"]:
+        lines.append(
+            f"{child['run_id']}: outcome={child['outcome']}, events={child['event_count']}, "
+            f"duration={child['duration_ms']}ms"
+        )
+    return lines
+
+
+def _proxy_lines(r: RunReport) -> list[str]:
+    """``=== Proxy ===``: the redacted endpoint in use at the end and the rotations (no section without one)."""
+    used = r.proxy_used
+    if not used:
+        return []
+    lines = [
+        "=== Proxy ===",
+        f"Protocol: {used.get('protocol')}",
+        f"Host: {used.get('host')}",
+        f"Port: {used.get('port')}",
+    ]
+    if used.get("username"):
+        lines.append(f"Username: {used['username']}")
+    lines.append(f"Rotations: {r.proxy_rotations}")
+    return lines
 
 
 def print_summary(r: RunReport) -> None:
@@ -126,7 +183,13 @@ def report_dict(r: RunReport, exit_code: int) -> dict[str, Any]:
         "dropped_by_type": dict(st.dropped_by_type),
         "dropped_by_reason": dict(st.dropped_by_reason),
         "events_unflushed": st.events_unflushed,
+        "chunks_received": st.chunks_received,
+        "chunks_persisted": st.chunks_persisted,
         "flush_count": st.flush_count,
+        "flush_failures": st.flush_failures,
+        "write_retries": st.write_retries,
+        "buffer_high_water_events": st.buffer_high_water_events,
+        "buffer_high_water_bytes": st.buffer_high_water_bytes,
     }
     if st.flush_triggers is not None:
         policy["flush_triggers"] = dict(st.flush_triggers)
@@ -146,9 +209,13 @@ def report_dict(r: RunReport, exit_code: int) -> dict[str, Any]:
     d["metrics"] = {name: r.metrics.get(name, 0) for name in COUNTERS}
     if r.terminal_summary is not None:
         d["terminal_summary"] = dict(r.terminal_summary)
-    d["proxy_rotations"] = 0
+    if r.proxy_used:
+        d["proxy_used"] = dict(r.proxy_used)
+    d["proxy_rotations"] = r.proxy_rotations
     if r.stderr_tail:
         d["stderr"] = r.stderr_tail
+    if r.fan_out is not None:
+        d["fan_out"] = dict(r.fan_out)
     d["quarry_version"] = __version__
     d["contract_version"] = CONTRACT_VERSION
     return d

@@ -56,10 +56,16 @@ assert _CONTRACT is not None
 
 def check_contract_version(value: object) -> None:
     """Accept iff ``MAJOR.MINOR.PATCH`` with the runtime's major and a minor no greater than the runtime's."""
+    if value is _accepted_version[0] or (type(value) is str and value == _accepted_version[0]):
+        return  # every frame of a run carries the same text: parse it once
     parsed = parse_version(value) if isinstance(value, str) else None
     assert _CONTRACT is not None
     if parsed is None or parsed[0] != _CONTRACT[0] or parsed[1] > _CONTRACT[1]:
         raise VersionMismatchError(str(value) if isinstance(value, str) else repr(value), CONTRACT_VERSION)
+    _accepted_version[0] = value
+
+
+_accepted_version: list[object] = [CONTRACT_VERSION]  # the last version text accepted
 
 
 def _absent(d: Mapping[str, Any], key: str) -> bool:
@@ -112,7 +118,10 @@ def _bytes(d: Mapping[str, Any], key: str, where: str, limit: int) -> bytes:
     return bytes(v)
 
 
-def _map(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> dict[str, Any] | None:
+def _map(
+    d: Mapping[str, Any], key: str, where: str, *, required: bool = True, checked: bool = False
+) -> dict[str, Any] | None:
+    """The map at ``key``; ``checked``: its values were already checked against the JSON data model."""
     v = d.get(key)
     if v is None:
         if required:
@@ -120,9 +129,10 @@ def _map(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -
         return None
     if not isinstance(v, Mapping):
         raise StreamError(f"{where}: {key}: expected map, got {type(v).__name__}")
-    err = json_value_error(v, key)
-    if err:
-        raise StreamError(f"{where}: {err}")
+    if not checked:
+        err = json_value_error(v, key)
+        if err:
+            raise StreamError(f"{where}: {err}")
     return dict(v)
 
 
@@ -135,7 +145,7 @@ def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     p = payload
     if event_type == "item":
         _text(p, "item_type", where)
-        _map(p, "data", where)
+        _map(p, "data", where, checked=True)
     elif event_type == "artifact":
         aid = _text(p, "artifact_id", where)
         try:
@@ -152,7 +162,7 @@ def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
         _text(p, "note", where, required=False, nonempty=False)
     elif event_type == "enqueue":
         _text(p, "target", where)
-        _map(p, "params", where)
+        _map(p, "params", where, checked=True)
         _text(p, "source", where, required=False)
         _text(p, "category", where, required=False)
     elif event_type == "rotate_proxy":
@@ -162,7 +172,7 @@ def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
         if level not in LOG_LEVELS:
             raise StreamError(f"{where}: level: must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
         _text(p, "message", where, nonempty=False)
-        _map(p, "fields", where, required=False)
+        _map(p, "fields", where, required=False, checked=True)
     elif event_type == "run_error":
         _text(p, "error_type", where)
         _text(p, "message", where, nonempty=False)
@@ -170,7 +180,7 @@ def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
         if stack is not None and len(stack.encode()) > MAX_STACK_SIZE:
             raise StreamError(f"{where}: stack: longer than {MAX_STACK_SIZE} bytes")
     elif event_type == "run_complete":
-        _map(p, "summary", where, required=False)
+        _map(p, "summary", where, required=False, checked=True)
     else:  # pragma: no cover - guarded by the caller
         raise StreamError(f"unknown event type {event_type!r}")
 
@@ -462,6 +472,13 @@ class RunRequestError(ValueError):
     """An unusable run request; the executor exits 3 with this message on stderr."""
 
 
+def _proxy_repr(proxy: dict[str, Any] | None) -> str:
+    """A proxy object's repr with the password masked (CONTRACT_PROXY §9: never in reprs)."""
+    if proxy is None:
+        return "None"
+    return repr({k: ("***" if k == "password" and v else v) for k, v in proxy.items()})
+
+
 @attrs.frozen(slots=True)
 class RunRequest:
     """What one run needs: identity, lineage, the script, the job and optional proxy / browser / storage."""
@@ -474,13 +491,23 @@ class RunRequest:
     parent_run_id: str | None = None
     spawned_by_run_id: str | None = None
     depth: int | None = None
-    proxy: dict[str, Any] | None = None
+    proxy: dict[str, Any] | None = attrs.field(default=None, repr=_proxy_repr)
     browser_ws_endpoint: str | None = None
     storage: dict[str, Any] | None = None
+    error_snapshot: bool | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"run_id": self.run_id, "attempt": self.attempt, "script": self.script, "job": self.job}
-        for key in ("job_id", "parent_run_id", "spawned_by_run_id", "depth", "proxy", "browser_ws_endpoint", "storage"):
+        for key in (
+            "job_id",
+            "parent_run_id",
+            "spawned_by_run_id",
+            "depth",
+            "proxy",
+            "browser_ws_endpoint",
+            "storage",
+            "error_snapshot",
+        ):
             v = getattr(self, key)
             if v is not None:
                 d[key] = v
@@ -524,6 +551,9 @@ class RunRequest:
         storage = d.get("storage")
         if storage is not None and not isinstance(storage, Mapping):
             storage = None  # informational only: a malformed value warns (the executor logs it)
+        error_snapshot = d.get("error_snapshot")
+        if error_snapshot is not None and not isinstance(error_snapshot, bool):
+            raise RunRequestError("error_snapshot must be a boolean")
         return cls(
             run_id=run_id,
             attempt=attempt,
@@ -536,6 +566,7 @@ class RunRequest:
             proxy=dict(proxy) if proxy is not None else None,
             browser_ws_endpoint=d.get("browser_ws_endpoint") or None,
             storage=dict(storage) if storage is not None else None,
+            error_snapshot=error_snapshot,
         )
 
 
@@ -592,7 +623,7 @@ class ProxyUpdate:
     seq: int
     ok: bool
     changed: bool = False
-    proxy: dict[str, Any] | None = None
+    proxy: dict[str, Any] | None = attrs.field(default=None, repr=_proxy_repr)
     error: str | None = None
 
     def to_wire(self) -> dict[str, Any]:

@@ -30,6 +30,38 @@ def json_value_error(value: Any, path: str = "value", _depth: int = 0) -> str | 
     """
     if _depth > 200:
         return f"{path}: nested too deeply"
+    # Fast path for the exact built-in types a decoded frame holds (this runs for every event): scalar children
+    # are checked inline, so no path text is built and no call is made unless something is wrong.
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                break  # the general path below names the problem
+            tv = type(v)
+            if v is None or tv is str or tv is bool:
+                continue
+            if tv is int and _INT64_MIN <= v <= _INT64_MAX:
+                continue
+            if tv is float and math.isfinite(v):
+                continue
+            err = json_value_error(v, f"{path}.{k}", _depth + 1)
+            if err:
+                return err
+        else:
+            return None
+    elif t is list:
+        for i, v in enumerate(value):
+            tv = type(v)
+            if v is None or tv is str or tv is bool:
+                continue
+            if tv is int and _INT64_MIN <= v <= _INT64_MAX:
+                continue
+            if tv is float and math.isfinite(v):
+                continue
+            err = json_value_error(v, f"{path}[{i}]", _depth + 1)
+            if err:
+                return err
+        return None
     if value is None or isinstance(value, (str, bool)):
         return None
     if isinstance(value, int):

@@ -8,8 +8,9 @@ backpressure; nothing is buffered here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 from loguru import logger
@@ -74,6 +75,8 @@ class Ingestor:
         send_control: Callable[[Any], Awaitable[None]],
         on_enqueue: Callable[[Event], Awaitable[None]] | None = None,
         on_rotate_proxy: Callable[[Event], Awaitable[ProxyUpdate]] | None = None,
+        stop_on_run_result: bool = False,
+        capture: BinaryIO | None = None,
     ) -> None:
         self.identity = identity
         self.policy = policy
@@ -86,6 +89,9 @@ class Ingestor:
         self.result = IngestResult()
         self._warned_no_pool = False
         self.stopping = False  # set when the runtime stops the executor itself: read errors are then expected
+        # warm executors keep their stdout open across runs: one run's stream ends with its run_result
+        self.stop_on_run_result = stop_on_run_result
+        self.capture = capture  # --capture-frames: every frame read is appended here, length prefix included
 
     async def run(self, reader: FrameReader) -> IngestResult:
         """Ingest until a clean end of stream or the first fatal error."""
@@ -106,6 +112,8 @@ class Ingestor:
                 break
             finally:
                 self.metrics.set("ipc_frames_received_total", reader.frames)
+            if self.capture is not None:
+                self._capture(body)
             try:
                 frame_map = decode_payload(body)
             except FrameDecodeError as exc:
@@ -124,7 +132,20 @@ class Ingestor:
                 break
             if res.policy_error:
                 break
+            if self.stop_on_run_result and res.run_result is not None:
+                break
         return res
+
+    def _capture(self, body: bytes) -> None:
+        assert self.capture is not None
+        try:
+            self.capture.write(len(body).to_bytes(4, "big") + body)
+            self.capture.flush()
+        except OSError as exc:
+            logger.warning("Warning: frame capture stopped: {}", exc)
+            capture, self.capture = self.capture, None
+            with contextlib.suppress(OSError):
+                capture.close()
 
     def _framing_failure(self, message: str) -> None:
         res = self.result

@@ -27,6 +27,8 @@ COUNTERS: tuple[str, ...] = (
     "lode_write_success_total",
     "lode_write_failure_total",
     "lode_write_retry_total",
+    "policy_flushes_total",
+    "policy_flush_failures_total",
 )
 
 

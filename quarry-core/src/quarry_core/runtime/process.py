@@ -100,6 +100,11 @@ class ExecutorProcess:
     def stderr_tail(self) -> str:
         return self._tail.decode("utf-8", "replace")
 
+    def reset_stderr_tail(self) -> None:
+        """Start a new tail (a warm executor's next run keeps only its own stderr)."""
+        self._tail.clear()
+        self.last_stderr_line = ""
+
     async def send_bytes(self, data: bytes) -> None:
         async with self._write_lock:
             self._stdin.write(data)

@@ -17,7 +17,7 @@ from quarry_core.runtime.metrics import COUNTERS
 if TYPE_CHECKING:
     from quarry_core.runtime.run import RunReport, _Run
 
-__all__ = ["JOB_RECORD_LIMIT", "metrics_record", "run_record"]
+__all__ = ["JOB_RECORD_LIMIT", "metrics_record", "run_record", "stop_reason"]
 
 JOB_RECORD_LIMIT = 1024 * 1024
 
@@ -71,7 +71,7 @@ def run_record(run: _Run, *, outcome: Outcome | None, report: RunReport | None =
         "events_dropped": 0,
         "dropped_by_type": {},
         "events_unflushed": 0,
-        "event_sink_errors": {},
+        "event_sink_errors": dict(run.sink.errors) if run.sink is not None else {},
         "artifacts_total": 0,
         "artifacts_committed": 0,
         "artifacts_orphaned": 0,
@@ -79,11 +79,13 @@ def run_record(run: _Run, *, outcome: Outcome | None, report: RunReport | None =
         "artifact_bytes": 0,
         "orphaned_artifact_ids": [],
         "sidecar_files": [],
-        "proxy_pool": None,
-        "proxy_used": None,
+        "proxy_pool": run.proxy.pool if run.proxy is not None else None,
+        "proxy_used": run.proxy.used.to_dict() if run.proxy is not None else None,
         "proxy_rotations": 0,
+        "proxy_endpoints": [e.to_dict() for e in run.proxy.endpoints] if run.proxy is not None else [],
         "ipc": {"frames_received": 0, "bytes_received": 0, "decode_errors": 0, "last_error": None},
         "stderr_tail": "",
+        "stop_reason": None,
         "quarry_version": _quarry_version(),
         "contract_version": CONTRACT_VERSION,
     }
@@ -114,8 +116,41 @@ def run_record(run: _Run, *, outcome: Outcome | None, report: RunReport | None =
             ],
             ipc=dict(report.ipc),
             stderr_tail=report.stderr_tail,
+            stop_reason=stop_reason(run),
+            proxy_pool=report.proxy_pool,
+            proxy_used=dict(report.proxy_used) if report.proxy_used is not None else None,
+            proxy_rotations=report.proxy_rotations,
+            proxy_endpoints=[dict(e) for e in report.proxy_endpoints],
         )
+        if report.fan_out is not None:
+            fo = report.fan_out
+            rec.update(
+                children_total=fo["runs_total"],
+                children_succeeded=fo["runs_succeeded"],
+                children_failed=fo["runs_failed"],
+                enqueue_received=fo["enqueue_received"],
+                enqueue_deduped=fo["enqueue_deduped"],
+                enqueue_skipped=fo["enqueue_skipped"],
+            )
     return rec
+
+
+def stop_reason(run: _Run) -> str:
+    """Why the run stopped: ``launch_failure``, ``timeout``, ``signal:<NAME>``, ``ingestion_error`` (a fatal stream,
+    version or policy error stopped the executor), ``terminal`` (the script's terminal event arrived) or
+    ``executor_exit`` (the executor ended without one)."""
+    if run.launch_error is not None:
+        return "launch_failure"
+    if run.timed_out:
+        return "timeout"
+    if run.canceled_by is not None:
+        return f"signal:{run.canceled_by}"
+    result = run.ingestor.result if run.ingestor is not None else None
+    if result is not None and result.fatal:
+        return "ingestion_error"
+    if result is not None and result.terminal is not None:
+        return "terminal"
+    return "executor_exit"
 
 
 def _ts(run: _Run) -> str:
@@ -135,6 +170,8 @@ def metrics_record(run: _Run, report: RunReport) -> dict[str, Any]:
         dropped_by_type=dict(st.dropped_by_type),
         dropped_by_reason=dict(st.dropped_by_reason),
         flush_triggers=dict(st.flush_triggers) if st.flush_triggers is not None else None,
+        buffer_high_water_events=st.buffer_high_water_events,
+        buffer_high_water_bytes=st.buffer_high_water_bytes,
         policy=s.policy.name,
         executor=s.executor,
         storage_backend=report.storage_backend,

@@ -12,15 +12,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 from loguru import logger
 
 from quarry_core.errors import ExecutorLaunchError, QuarryError
 from quarry_core.interfaces import (
+    EventSinkConfig,
     ExecutorConfig,
     IngestionPolicy,
     PolicyConfig,
@@ -35,17 +36,20 @@ from quarry_core.interfaces import (
 )
 from quarry_core.outcomes import EXIT_CODES, Outcome
 from quarry_core.plugins import PluginHost
-from quarry_core.protocol.frames import Cancel, RunRequest
+from quarry_core.protocol.frames import Cancel, Event, RunRequest, RunRequestFrame
 from quarry_core.protocol.values import format_ts
 from quarry_core.runtime import records
 from quarry_core.runtime.artifacts import ArtifactStats
 from quarry_core.runtime.control import RunControl
 from quarry_core.runtime.ingest import Ingestor, IngestResult, RunIdentity
 from quarry_core.runtime.metrics import Collector
+from quarry_core.runtime.notifications import NotificationSettings
 from quarry_core.runtime.outcome import Classification, classify
+from quarry_core.runtime.pool import ExecutorSource, WarmExecutor
 from quarry_core.runtime.process import ExecutorProcess, default_stderr_printer
+from quarry_core.runtime.proxying import ProxySettings, RunProxy, report_fields
 from quarry_core.runtime.sidecars import SidecarWriter
-from quarry_core.runtime.sink import LodeSink
+from quarry_core.runtime.sink import LodeSink, build_event_sinks
 
 __all__ = ["RunReport", "RunSettings", "execute_run"]
 
@@ -77,6 +81,20 @@ class RunSettings:
     timeout: float = 0.0
     cancel_grace: float = 5.0
     browser_ws_endpoint: str | None = None
+    #: the run's proxy pool and request (CONTRACT_PROXY); ``None`` = no proxy
+    proxy: ProxySettings | None = None
+    #: ``--capture-frames``: record every frame read from the root run's executor to this file (overwritten)
+    capture_frames: str | None = None
+    #: ``--no-error-snapshot`` sets False: no screenshot/HTML sidecar files on ``script_error``
+    error_snapshot: bool = True
+    #: event sinks besides Lode (CONTRACT_INTEGRATION §4); children inherit them with the settings
+    event_sinks: tuple[EventSinkConfig, ...] = ()
+    #: ``--no-lode-events`` sets False (artifact commit records still go to Lode)
+    lode_events: bool = True
+    #: ``--event-sink-lode-delivery``
+    lode_delivery: str = "mandatory"
+    #: the notification adapter (step 14, run by the CLI after the run); ``None`` = no notification
+    notification: NotificationSettings | None = None
 
 
 @attrs.frozen
@@ -104,6 +122,13 @@ class RunReport:
     terminal_summary: Mapping[str, Any] | None = None
     stderr_tail: str = ""
     ipc: Mapping[str, Any] = attrs.field(factory=dict)
+    #: fan-out roots: the crawl's counters and children (CONTRACT_RUN report ``fan_out``)
+    fan_out: Mapping[str, Any] | None = None
+    #: the proxy pool, the redacted endpoint in use at the end, rotations, every endpoint used (in order)
+    proxy_pool: str | None = None
+    proxy_used: Mapping[str, Any] | None = None
+    proxy_rotations: int = 0
+    proxy_endpoints: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -128,15 +153,36 @@ def _sha256_file(path: str) -> str:
 class _Run:
     """State of one run while it executes."""
 
-    def __init__(self, settings: RunSettings, host: PluginHost, control: RunControl) -> None:
+    def __init__(
+        self,
+        settings: RunSettings,
+        host: PluginHost,
+        control: RunControl,
+        *,
+        on_enqueue: Callable[[RunSettings, Event], Awaitable[None]] | None = None,
+        pool: ExecutorSource | None = None,
+    ) -> None:
         self.s = settings
         self.host = host
         self.control = control
+        self.on_enqueue = on_enqueue
+        self.pool = pool
+        self.warm: WarmExecutor | None = None
+        self.reusable = False
+        # what the run saw of its executor, taken before a warm process goes back to the pool
+        self.stderr_tail = ""
+        self.last_stderr_line = ""
+        self.frames_base = 0
+        self.bytes_base = 0
+        self.frames = 0
+        self.bytes_in = 0
         self.metrics = Collector()
         self.started = _now()
         self.started_mono = time.monotonic()
+        self.spawned_mono = self.started_mono  # the timeout runs from here (a warm run: from getting its executor)
         self.day = self.started.strftime("%Y-%m-%d")
         self.storage: RunStorage | None = None
+        self.sink: LodeSink | None = None
         self.storage_protocol = "file"
         self.storage_root = ""
         self.policy: IngestionPolicy | None = None
@@ -148,6 +194,7 @@ class _Run:
         self.canceled_by: str | None = None
         self.flush_error: str | None = None
         self.launch_error: str | None = None
+        self.proxy: RunProxy | None = None
         job_text = json.dumps(dict(settings.job), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         self.job_text = job_text
         self.script_sha256 = _sha256_file(settings.script)
@@ -192,6 +239,7 @@ class _Run:
             spawned_by_run_id=s.spawned_by_run_id,
             depth=s.depth or None,
             browser_ws_endpoint=s.browser_ws_endpoint,
+            proxy=self.proxy.endpoint_dict if self.proxy is not None else None,
             storage={
                 "dataset": s.storage.dataset,
                 "source": s.source,
@@ -199,9 +247,24 @@ class _Run:
                 "day": self.day,
                 "run_id": s.run_id,
             },
+            error_snapshot=None if s.error_snapshot else False,
         )
 
     # ------------------------------------------------------------------ steps
+
+    async def select_proxy(self) -> None:
+        """Select the run's proxy endpoint (CONTRACT_PROXY §4). A root's failure raises ``ConfigError``
+        (``proxy selection failed: …``, exit 4); a fan-out child's ends it ``executor_crash``."""
+        s = self.s
+        if s.proxy is None:
+            return
+        try:
+            job_id = s.job_id or s.root_run_id  # children carry the root's
+            self.proxy = await RunProxy.start(s.proxy, self.host, run_id=s.run_id, job=s.job, job_id=job_id)
+        except QuarryError as exc:
+            if not s.depth:
+                raise
+            self.launch_error = str(exc)
 
     def build(self) -> None:
         s = self.s
@@ -210,7 +273,15 @@ class _Run:
         self.storage_protocol = getattr(backend, "protocol", "file")
         self.storage_root = getattr(backend, "root_url", s.storage.path)
         self.storage = backend.open_run(RunPartition(s.source, s.category, self.day, s.run_id))
-        sink = LodeSink(self.storage, s.policy.name, self.metrics)
+        sink = LodeSink(
+            self.storage,
+            s.policy.name,
+            self.metrics,
+            event_sinks=build_event_sinks(self.host, s.event_sinks, source=s.source, category=s.category),
+            lode_events=s.lode_events,
+            lode_delivery=s.lode_delivery,
+        )
+        self.sink = sink
         policy_rec = self.host.ingestion_policy(s.policy.name)
         ctx = PolicyContext(run_id=s.run_id, logger=logger.bind(run_id=s.run_id), policy=s.policy.name)
         self.policy = policy_rec.record.factory(s.policy, sink, ctx)
@@ -225,6 +296,8 @@ class _Run:
 
     async def launch(self) -> ExecutorProcess | None:
         s = self.s
+        if self.pool is not None:
+            return await self._lease(self.pool)
         try:
             rec = self.host.executor(s.executor)
             launcher = rec.record.factory(ExecutorConfig(python=s.executor_python, resolve_from=s.resolve_from))
@@ -244,6 +317,55 @@ class _Run:
         self.proc = proc
         return proc
 
+    async def _lease(self, pool: ExecutorSource) -> ExecutorProcess | None:
+        """A warm executor from the pool; a launch counts only for the run a fresh process serves first."""
+        try:
+            warm = await pool.acquire()
+        except (ExecutorLaunchError, QuarryError) as exc:
+            self.launch_error = str(exc)
+        except Exception as exc:
+            self.launch_error = f"{type(exc).__name__}: {exc}"
+        if self.launch_error is not None:
+            self.metrics.inc("executor_launch_failure_total")
+            return None
+        if self.control.canceled.is_set():  # canceled while waiting for its turn: the run never starts
+            pool.release(warm, reusable=True)
+            self.canceled_by = self.control.signal_name
+            return None
+        if warm.fresh:
+            self.metrics.inc("executor_launch_success_total")
+        self.executor_version = warm.version
+        warm.proc.reset_stderr_tail()
+        self.spawned_mono = time.monotonic()
+        self.frames_base = warm.proc.reader.frames
+        self.bytes_base = warm.proc.reader.bytes
+        self.warm = warm
+        self.proc = warm.proc
+        return warm.proc
+
+    def release(self) -> None:
+        """Keep what this run saw of its executor; hand a warm one back (reusable only after a clean end)."""
+        proc = self.proc
+        if proc is not None:
+            self.stderr_tail = proc.stderr_tail
+            self.last_stderr_line = proc.last_stderr_line
+            self.frames = proc.reader.frames - self.frames_base
+            self.bytes_in = proc.reader.bytes - self.bytes_base
+        warm, self.warm = self.warm, None
+        if warm is not None and self.pool is not None:
+            self.pool.release(warm, reusable=self.reusable)
+
+    def capture_file(self) -> BinaryIO | None:
+        """``--capture-frames``: the file the root run's frames are recorded to (children are not captured)."""
+        path = self.s.capture_frames
+        if path is None or self.s.depth > 0:
+            return None
+        try:
+            return open(path, "wb")  # closed when ingestion ends (supervise)
+        except OSError as exc:
+            logger.warning("Warning: cannot capture frames to {}: {}", path, exc)
+            return None
+
     async def supervise(self, proc: ExecutorProcess) -> int:
         """Send the request, ingest, handle timeout and cancellation, and reap the executor."""
         assert self.policy is not None and self.storage is not None
@@ -256,14 +378,21 @@ class _Run:
             metrics=self.metrics,
             sidecars=sidecars,
             send_control=proc.send,
+            on_rotate_proxy=self.proxy.on_rotate if self.proxy is not None else None,
+            on_enqueue=self._enqueue if self.on_enqueue is not None else None,
+            stop_on_run_result=self.warm is not None,
+            capture=self.capture_file(),
         )
         self.ingestor = ingestor
         try:
-            await proc.send_bytes(self.request().to_json_line())
+            if self.warm is not None and not self.warm.fresh:
+                await proc.send(RunRequestFrame(self.request()))
+            else:
+                await proc.send_bytes(self.request().to_json_line())
         except Exception as exc:
             logger.debug("could not send the run request: {}", exc)
         ingest_task = asyncio.create_task(ingestor.run(proc.reader))
-        deadline = self.started_mono + s.timeout if s.timeout > 0 else None
+        deadline = self.spawned_mono + s.timeout if s.timeout > 0 else None
         cancel_wait = asyncio.create_task(self.control.canceled.wait())
         try:
             waiters: set[asyncio.Future[Any]] = {ingest_task, cancel_wait}
@@ -279,8 +408,12 @@ class _Run:
             await ingest_task
         finally:
             cancel_wait.cancel()
+            if ingestor.capture is not None:
+                ingestor.capture.close()
         res = ingestor.result
-        if res.fatal:
+        if self.warm is not None:
+            code = await self._end_warm(proc, res)
+        elif res.fatal:
             ingestor.stopping = True
             code = await proc.stop(STOP_GRACE)
         else:
@@ -290,6 +423,24 @@ class _Run:
             proc.reap_group()
         sidecars.check_complete()
         return code
+
+    async def _enqueue(self, event: Event) -> None:
+        assert self.on_enqueue is not None
+        await self.on_enqueue(self.s, event)
+
+    async def _end_warm(self, proc: ExecutorProcess, res: IngestResult) -> int:
+        """A warm run's verdict: its ``run_result`` status as a code while the process lives, else its exit."""
+        assert self.ingestor is not None
+        if res.fatal:
+            self.ingestor.stopping = True
+            return await proc.stop(STOP_GRACE)
+        if res.run_result is not None and proc.returncode is None:
+            status = res.run_result.status
+            clean = not (self.timed_out or self.canceled_by) and status != "crash"
+            self.reusable = clean and self.control.signal_name is None
+            return {"completed": 0, "error": 1}.get(status, 2)
+        waited = await proc.wait(NORMAL_EXIT_WAIT)  # the process ended (or stopped talking) mid-run
+        return waited if waited is not None else await proc.stop(STOP_GRACE)
 
     async def _cancel(self, proc: ExecutorProcess, ingest_task: asyncio.Task[IngestResult], reason: str) -> None:
         s = self.s
@@ -324,13 +475,29 @@ class _Run:
             logger.warning("Warning: policy close failed: {}", exc)
 
 
-async def execute_run(settings: RunSettings, host: PluginHost, control: RunControl | None = None) -> RunReport:
+async def execute_run(
+    settings: RunSettings,
+    host: PluginHost,
+    control: RunControl | None = None,
+    *,
+    on_enqueue: Callable[[RunSettings, Event], Awaitable[None]] | None = None,
+    pool: ExecutorSource | None = None,
+    fan_out: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+    executor_done: Callable[[], None] | None = None,
+) -> RunReport:
     """Run one script to its outcome: build, record, launch, ingest, flush, classify, record, observe.
 
     Configuration errors (unknown plugins) raise before anything is written; everything after the first
     record is captured in the returned :class:`RunReport`.
+
+    Fan-out (:mod:`quarry_core.runtime.fanout`) passes ``on_enqueue`` (called with this run's settings for
+    every ingested ``enqueue``, before the policy), ``pool`` (warm executors instead of a cold one) and, for
+    the root, ``fan_out`` (awaited before the final run record; its counters go into record and report).
+    ``executor_done`` is called once the run no longer needs its executor (before flush and records), so the
+    coordinator can start the next child while this one finishes its bookkeeping.
     """
-    run = _Run(settings, host, control or RunControl())
+    run = _Run(settings, host, control or RunControl(), on_enqueue=on_enqueue, pool=pool)
+    await run.select_proxy()  # a root's failure raises ConfigError: nothing written yet
     run.build()  # may raise ConfigError-like plugin errors: nothing written yet
     assert run.storage is not None and run.policy is not None
     run.metrics.inc("runs_started_total")
@@ -338,14 +505,21 @@ async def execute_run(settings: RunSettings, host: PluginHost, control: RunContr
     await run.write_running_record()
 
     exit_code: int | None = None
-    proc = await run.launch()
-    if proc is not None:
-        try:
-            exit_code = await run.supervise(proc)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await proc.stop(0.5)
-            raise
+    try:
+        proc = await run.launch() if run.launch_error is None else None
+        if proc is not None:
+            try:
+                exit_code = await run.supervise(proc)
+            except BaseException:
+                run.reusable = False
+                with contextlib.suppress(Exception):
+                    await proc.stop(0.5)
+                raise
+            finally:
+                run.release()
+    finally:
+        if executor_done is not None:
+            executor_done()
     await run.final_flush()
 
     ingest = run.ingestor.result if run.ingestor is not None else IngestResult()
@@ -357,13 +531,18 @@ async def execute_run(settings: RunSettings, host: PluginHost, control: RunContr
         flush_error=run.flush_error,
         timeout=settings.timeout,
         timed_out=run.timed_out,
-        last_stderr_line=proc.last_stderr_line if proc is not None else "",
+        last_stderr_line=run.last_stderr_line,
     )
-    return await _finish(run, cls, ingest, proc, exit_code)
+    return await _finish(run, cls, ingest, proc, exit_code, fan_out)
 
 
 async def _finish(
-    run: _Run, cls: Classification, ingest: IngestResult, proc: ExecutorProcess | None, exit_code: int | None
+    run: _Run,
+    cls: Classification,
+    ingest: IngestResult,
+    proc: ExecutorProcess | None,
+    exit_code: int | None,
+    fan_out: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
 ) -> RunReport:
     s = run.s
     assert run.storage is not None and run.policy is not None
@@ -386,14 +565,18 @@ async def _finish(
     m.set("events_dropped_total", stats.events_dropped)
     m.set("events_unflushed_total", stats.events_unflushed)
     m.set("lode_write_retry_total", stats.write_retries + run.storage.write_retries)
+    m.set("policy_flushes_total", stats.flush_count)
+    m.set("policy_flush_failures_total", stats.flush_failures)
+    if proc is not None:
+        m.set("ipc_frames_received_total", run.frames)  # this run's frames (a warm process counts on)
     code = (run.control.exit_code or 130) if outcome is Outcome.CANCELED else EXIT_CODES[outcome]
     ended = _now()
     duration_ms = int((time.monotonic() - run.started_mono) * 1000)
     artifacts = run.ingestor.artifacts.stats() if run.ingestor is not None else ArtifactStats()
     sidecar_files = tuple(run.sidecars.files) if run.sidecars is not None else ()
     ipc = {
-        "frames_received": proc.reader.frames if proc else 0,
-        "bytes_received": proc.reader.bytes if proc else 0,
+        "frames_received": run.frames,
+        "bytes_received": run.bytes_in,
         "decode_errors": m.get("ipc_decode_errors_total"),
         "last_error": ingest.last_error,
     }
@@ -420,9 +603,12 @@ async def _finish(
         error_type=cls.error_type,
         stack=cls.stack,
         terminal_summary=terminal_summary,
-        stderr_tail=proc.stderr_tail if proc else "",
+        stderr_tail=run.stderr_tail,
         ipc=ipc,
+        **report_fields(run.proxy, ingest.run_result.proxy_used if ingest.run_result is not None else None),
     )
+    if fan_out is not None:
+        report = attrs.evolve(report, fan_out=await fan_out())
     try:
         await asyncio.wait_for(
             run.storage.write_records(
@@ -437,6 +623,8 @@ async def _finish(
         logger.warning("Warning: could not write the final run and metrics records: {}", exc)
     with contextlib.suppress(Exception):
         await run.storage.close()
+    if run.proxy is not None:
+        await run.proxy.aclose()
     await run.host.notify_run_finished(
         run.info,
         RunOutcome(

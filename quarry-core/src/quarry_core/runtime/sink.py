@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import attrs
 from loguru import logger
 
-from quarry_core.interfaces import EventSink, RunStorage
+from quarry_core.interfaces import EventSink, EventSinkConfig, RunStorage
 from quarry_core.protocol.frames import ArtifactChunk, Event
 from quarry_core.runtime.metrics import Collector
 
-__all__ = ["AttachedSink", "LodeSink"]
+__all__ = ["AttachedSink", "LodeSink", "build_event_sinks"]
 
 DELIVERIES = ("mandatory", "best_effort")
 
@@ -30,6 +31,23 @@ class AttachedSink:
 
     sink: EventSink
     delivery: str = "mandatory"
+
+
+def build_event_sinks(
+    host: Any, configs: Sequence[EventSinkConfig], *, source: str, category: str
+) -> list[AttachedSink]:
+    """One sink per configured event sink for one run, built through the plugin host.
+
+    The run's ``source`` and ``category`` are added to each sink's options (an event carries neither). A
+    factory error propagates (the run has written nothing yet).
+    """
+    attached: list[AttachedSink] = []
+    for config in configs:
+        record = host.event_sink(config.type).record
+        options = {**dict(config.options), "source": source, "category": category}
+        sink = record.factory(attrs.evolve(config, options=options))
+        attached.append(AttachedSink(sink, config.delivery))
+    return attached
 
 
 class LodeSink:

@@ -1,0 +1,210 @@
+"""Warm executors (CONTRACT_RUN fan-out, D12): a pool of long-lived ``--warm`` executor processes.
+
+Each process runs one run at a time; the first run of a process goes as stdin line 1, every later one as a
+``run_request`` control frame. A process is retired (``shutdown``, stdin closed, then stopped if it lingers)
+after ``recycle_after`` runs, and replaced after any run that did not end cleanly (crash, timeout,
+cancellation, a stream error) or when it exited. The pool never blocks: the fan-out coordinator bounds how
+many runs ask for an executor at once, and at most ``size`` idle processes are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from loguru import logger
+
+from quarry_core.interfaces import ExecutorConfig
+from quarry_core.plugins import PluginHost
+from quarry_core.protocol.frames import Shutdown
+from quarry_core.runtime.process import ExecutorProcess, default_stderr_printer
+
+__all__ = ["ExecutorPool", "ExecutorSource", "LimitedPool", "WarmExecutor"]
+
+_RETIRE_WAIT = 10.0
+_STOP_GRACE = 2.0
+
+
+class WarmExecutor:
+    """One warm executor process and how many runs it has served."""
+
+    def __init__(self, proc: ExecutorProcess, version: str) -> None:
+        self.proc = proc
+        self.version = version
+        self.runs = 0
+
+    @property
+    def fresh(self) -> bool:
+        """No run yet: the next run request goes as stdin line 1."""
+        return self.runs == 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+
+class ExecutorSource(Protocol):
+    """Where a run gets its warm executor from (:class:`ExecutorPool`, :class:`LimitedPool`)."""
+
+    async def acquire(self) -> WarmExecutor: ...
+
+    def release(self, warm: WarmExecutor, *, reusable: bool) -> None: ...
+
+
+class LimitedPool:
+    """A view of a pool that lends at most ``limit`` executors at once (fan-out children: ``--parallel``);
+    ``acquire`` waits for a free slot, so runs can do their setup before their turn comes."""
+
+    def __init__(self, pool: ExecutorPool, limit: int) -> None:
+        self.pool = pool
+        self._slots = asyncio.Semaphore(limit)
+
+    async def acquire(self) -> WarmExecutor:
+        await self._slots.acquire()
+        try:
+            return await self.pool.acquire()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, warm: WarmExecutor, *, reusable: bool) -> None:
+        try:
+            self.pool.release(warm, reusable=reusable)
+        finally:
+            self._slots.release()
+
+
+class ExecutorPool:
+    """Long-lived executor processes for the runs of one invocation (root and fan-out children)."""
+
+    def __init__(
+        self,
+        host: PluginHost,
+        executor: str,
+        config: ExecutorConfig,
+        *,
+        size: int,
+        recycle_after: int = 50,
+        on_stderr: Callable[[str], None] = default_stderr_printer,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if size < 1:
+            raise ValueError("pool size must be >= 1")
+        if recycle_after < 1:
+            raise ValueError("recycle_after must be >= 1")
+        self._host = host
+        self._executor = executor
+        self._config = config
+        self.size = size
+        self.recycle_after = recycle_after
+        self._on_stderr = on_stderr
+        self._env = dict(env or {})
+        self._idle: list[WarmExecutor] = []
+        self._starting: set[asyncio.Task[WarmExecutor | None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.launched = 0
+        self.retired = 0
+        self.replaced = 0
+
+    async def _launch(self) -> WarmExecutor:
+        """Start one ``--warm`` process. Raises the launcher's or the spawn's error."""
+        rec = self._host.executor(self._executor)
+        launcher = rec.record.factory(self._config)
+        version = str(getattr(launcher, "version", rec.version))
+        env = dict(os.environ)
+        env.update(launcher.env())
+        env.update(self._env)
+        proc = await ExecutorProcess.start(launcher.command(True), env, on_stderr=self._on_stderr)
+        self.launched += 1
+        return WarmExecutor(proc, version)
+
+    def prewarm(self, count: int) -> None:
+        """Start up to ``count`` processes in the background so the first runs find them ready."""
+        room = self.size - len(self._idle) - len(self._starting)
+        for _ in range(max(0, min(count, room))):
+            task = asyncio.create_task(self._prewarm_one())
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def _prewarm_one(self) -> WarmExecutor | None:
+        try:
+            warm = await self._launch()
+        except Exception as exc:  # the run that needs it will launch again and report the error
+            logger.debug("prewarming an executor failed: {}", exc)
+            return None
+        if self._closed:
+            self._retire(warm)
+            return None
+        self._idle.append(warm)
+        return warm
+
+    async def acquire(self) -> WarmExecutor:
+        """An idle live process, else a new one. Raises what launching raises."""
+        while self._idle:
+            warm = self._idle.pop()
+            if warm.alive:
+                return warm
+            self._retire(warm)
+        if self._starting:  # a prewarm is on its way: cheaper to wait for it than to start another
+            done, _ = await asyncio.wait(set(self._starting), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                warm_or_none = task.result()
+                if warm_or_none is not None and warm_or_none in self._idle:
+                    self._idle.remove(warm_or_none)
+                    if warm_or_none.alive:
+                        return warm_or_none
+                    self._retire(warm_or_none)
+            return await self.acquire()
+        return await self._launch()
+
+    def release(self, warm: WarmExecutor, *, reusable: bool) -> None:
+        """Give ``warm`` back after one run; retire it when it is used up or not ``reusable``."""
+        warm.runs += 1
+        if not reusable or not warm.alive:
+            self.replaced += 1
+            self._retire(warm)
+        elif warm.runs >= self.recycle_after or self._closed or len(self._idle) >= self.size:
+            self._retire(warm)
+        else:
+            self._idle.append(warm)
+
+    def _retire(self, warm: WarmExecutor) -> None:
+        self.retired += 1
+        task = asyncio.create_task(self._shutdown(warm))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _shutdown(self, warm: WarmExecutor) -> None:
+        proc = warm.proc
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await proc.send(Shutdown())
+            with contextlib.suppress(Exception):
+                await proc.close_stdin()
+            code = await proc.wait(_RETIRE_WAIT)
+            if code is None:
+                await proc.stop(_STOP_GRACE)
+        else:
+            await proc.wait(1.0)
+        proc.reap_group()
+
+    def kill_all(self) -> None:
+        """SIGKILL every idle process group (second signal)."""
+        for warm in self._idle:
+            warm.proc.kill_group()
+
+    async def close(self) -> None:
+        """Retire every idle process and wait for all retirements (bounded by their own timeouts)."""
+        self._closed = True
+        for task in list(self._starting):
+            with contextlib.suppress(BaseException):
+                await task
+        idle, self._idle = self._idle, []
+        for warm in idle:
+            self._retire(warm)
+        while self._retiring:
+            await asyncio.gather(*list(self._retiring), return_exceptions=True)
