@@ -7,5 +7,8 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
   export PATH="$HOME/.local/bin:$PATH"
 fi
-uv sync --all-packages --frozen --quiet
+# Bytecode compiled once here: every `quarry run` starts fresh interpreters (runtime, executors), and with
+# PYTHONDONTWRITEBYTECODE set they would otherwise recompile the same modules each time.
+uv sync --all-packages --frozen --quiet --compile-bytecode
+uv run --frozen --no-sync python -m compileall -q -j 0 quarry-*/src >/dev/null
 bash scripts/install-browser.sh
