@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Everything else is for developers.
 SHELL := /bin/bash
+# setup installs uv with `pip install --user` when it is missing: make its bin directory visible to every target.
+export PATH := $(shell python3 -m site --user-base 2>/dev/null)/bin:$(PATH)
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test check lint typecheck build bench clean
