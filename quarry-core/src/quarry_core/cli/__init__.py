@@ -76,6 +76,10 @@ app = typer.Typer(
     name="quarry",
     cls=_QuarryGroup,
     help="Quarry: contract-first web extraction runtime.",
+    epilog=(
+        "Installed plugins add commands of their own (quarry lode gc, quarry temporal submit, ...): "
+        "quarry plugins --kind cli_command lists them."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
