@@ -16,6 +16,10 @@ Every contender extracts the same three fields (sku, name, price) from every det
 items, else its result is reported as failed. Crawlee and scrapy-playwright come from the optional ``bench``
 dependency group; a contender whose package is missing is reported as skipped.
 
+Quarry runs get a discovery directory of their own (``XDG_RUNTIME_DIR``), so a browser reuse server left by
+another invocation is never used and one a run starts is stopped after it; ``--quarry-args "..."`` adds
+``quarry run`` arguments to both Quarry contenders (``--policy buffered --buffer-events 1000``, ...).
+
 Output: pages/s per contender (detail pages + the listing, divided by wall time) and Quarry's ratio to each
 peer, against the targets (≥ 1.5× Crawlee, ≥ 1.2× scrapy-playwright, ≥ 0.8× bare Playwright). ``--json PATH``
 also writes the numbers as JSON.
@@ -255,6 +259,30 @@ def quarry_items(storage: Path) -> list[dict[str, Any]]:
     return [json.loads(r["payload"])["data"] for r in rows if r["event_type"] == "item"]
 
 
+#: extra ``quarry run`` arguments for both Quarry contenders (``--quarry-args``)
+QUARRY_EXTRA: list[str] = []
+
+
+def stop_reuse_server(directory: Path) -> None:
+    """SIGTERM the browser reuse server a Quarry run left in ``directory`` (it would stop itself when idle)."""
+    import signal
+
+    try:
+        pid = int(json.loads((directory / "browser.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
 def run_contender(name: str, url: str, concurrency: int, chromium: str, workdir: Path) -> dict[str, Any]:
     """Time one contender in a fresh subprocess; return ``{seconds, items}`` or ``{error}``."""
     # every contender may cache bytecode: with PYTHONDONTWRITEBYTECODE each new interpreter (Quarry's warm
@@ -274,7 +302,10 @@ def run_contender(name: str, url: str, concurrency: int, chromium: str, workdir:
         ]  # fmt: skip
         if name == "quarry-page":
             cmd += ["--isolation", "page"]
+        cmd += QUARRY_EXTRA
         env["QUARRY_BROWSER_EXECUTABLE"] = chromium
+        # a reuse server of this run only (started by it, counted in its time, stopped after it)
+        env["XDG_RUNTIME_DIR"] = str(workdir)
     else:
         out = workdir / f"{name}.json"
         cmd = [sys.executable, __file__, "--contender", name, "--url", url, "--concurrency", str(concurrency)]
@@ -286,6 +317,8 @@ def run_contender(name: str, url: str, concurrency: int, chromium: str, workdir:
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         return {"error": f"exit {proc.returncode}: {tail}"}
+    if name.startswith("quarry"):
+        stop_reuse_server(workdir / "quarry")
     items = quarry_items(storage) if name.startswith("quarry") else json.loads(out.read_text())
     return {"seconds": seconds, "items": items}
 
@@ -386,6 +419,7 @@ def main() -> int:
     parser.add_argument("--chromium", default=os.environ.get("QUARRY_BROWSER_EXECUTABLE", CHROMIUM))
     parser.add_argument("--only", help=f"comma-separated contenders ({', '.join(LABELS)})")
     parser.add_argument("--json", help="also write the results as JSON to this path")
+    parser.add_argument("--quarry-args", default="", help="extra quarry run arguments, e.g. --no-browser-reuse")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -404,6 +438,7 @@ def main() -> int:
     if unknown:
         print(f"error: unknown contender(s) {', '.join(unknown)} (valid: {', '.join(LABELS)})", file=sys.stderr)
         return 4
+    QUARRY_EXTRA[:] = args.quarry_args.split()
     results = bench(args)
     print(report(results, args))
     if args.json:

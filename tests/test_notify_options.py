@@ -172,3 +172,67 @@ def test_outbox_newest_record_wins_and_ties_go_to_the_later_row() -> None:
         ("b", "pending", 2),
     ]
     assert latest[1].partition.run_id == "r1"
+
+
+# --------------------------------------------------------------------------- several adapters per run (issue 9)
+
+
+def test_one_adapter_from_adapters_list_takes_the_flat_settings_on_top(host: PluginHost, tmp_path: Path) -> None:
+    toml = (
+        '[[adapters]]\nname = "hook"\ntype = "webhook"\nurl = "http://config/x"\nretries = 5\n'
+        '[adapters.headers]\nA = "entry"\nB = "entry"\n'
+    )
+    view = _view(cli={"adapter.type": ["hook"], "adapter.url": "http://cli/x", "adapter.headers": {"B": "cli"}},
+                 toml=toml, tmp=tmp_path)  # fmt: skip
+    settings = adapter_settings(view, host)
+    assert settings is not None
+    ((name, a),) = settings.adapters.items()
+    assert name == "hook" and (a.type, a.url, a.retries) == ("webhook", "http://cli/x", 5)
+    assert dict(a.headers) == {"A": "entry", "B": "cli"}  # exactly one adapter: the flat flags apply to it
+
+
+def test_several_adapters_shared_defaults_and_addressed_options(host: PluginHost, tmp_path: Path) -> None:
+    toml = '[[adapters]]\ntype = "nats"\nurl = "nats://h:1"\ntimeout = 7\n'
+    view = _view(
+        cli={"adapter.options": {"redis.url": "redis://h:1", "redis.retries": "0", "nats.jetstream": "yes",
+                                 "redis.channel": "c", "redis.timeout": "2s"}},
+        env={"QUARRY_ADAPTER": "redis,nats", "QUARRY_ADAPTER_TIMEOUT": "4s", "QUARRY_ADAPTER_RETRIES": "2"},
+        toml=toml,
+        tmp=tmp_path,
+    )  # fmt: skip
+    settings = adapter_settings(view, host)
+    assert settings is not None
+    assert list(settings.adapters) == ["redis", "nats"]  # the selection's order
+    redis, nats = settings.adapters["redis"], settings.adapters["nats"]
+    assert (redis.url, redis.timeout, redis.retries, dict(redis.options)) == ("redis://h:1", 2.0, 0, {"channel": "c"})
+    # the entry's own timeout wins over the shared default; the shared retries fill in
+    assert (nats.timeout, nats.retries, dict(nats.options)) == (7.0, 2, {"jetstream": True})
+    assert settings.adapter == redis  # the first adapter, for single-adapter callers
+
+
+def test_without_a_selection_every_adapters_entry_is_used(host: PluginHost, tmp_path: Path) -> None:
+    toml = (
+        "[adapter]\noutbox = true\n"
+        '[[adapters]]\nname = "a"\ntype = "webhook"\nurl = "http://a/x"\n'
+        '[[adapters]]\nname = "b"\ntype = "webhook"\nurl = "http://b/x"\n'
+    )
+    settings = adapter_settings(_view(toml=toml, tmp=tmp_path), host)
+    assert settings is not None and settings.outbox is True
+    assert {n: c.url for n, c in settings.adapters.items()} == {"a": "http://a/x", "b": "http://b/x"}
+    with pytest.raises(ConfigError, match=r'unknown adapter "c".*configured \[\[adapters\]\] names: a, b'):
+        adapter_settings(_view(cli={"adapter.type": ["c"]}, toml=toml, tmp=tmp_path), host)
+
+
+def test_outbox_state_is_kept_per_adapter() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def row(adapter: str, state: str, at: int) -> dict[str, Any]:
+        ts = t0 + timedelta(seconds=at)
+        return {"notification_id": "n1", "state": state, "adapter": adapter, "target": "", "payload": "{}",
+                "attempts": at, "created_at": t0, "recorded_at": ts, "source": "s", "category": "c",
+                "day": "2026-01-01", "run_id": "r"}  # fmt: skip
+
+    rows = [row("webhook", "pending", 0), row("redis", "pending", 0), row("redis", "delivered", 1),
+            row("webhook", "pending", 2)]  # fmt: skip
+    latest = {s.entry.adapter: s.entry.state for s in latest_entries(rows)}
+    assert latest == {"webhook": "pending", "redis": "delivered"}

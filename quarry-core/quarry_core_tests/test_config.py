@@ -449,12 +449,13 @@ def test_every_schema_key_is_accepted_and_typed(tmp_path: Path) -> None:
 
 def test_schema_covers_the_keys_of_the_contract() -> None:
     """The table of cli.md §4 and the extras of §5 (a guard against silently dropping a key), plus
-    ``error_snapshot`` (``--no-error-snapshot``, beyond the spec's table)."""
+    ``error_snapshot`` (``--no-error-snapshot``, beyond the spec's table) and ``adapters`` (several adapters per
+    run, issue 9)."""
     top = SCHEMA.fields
     assert set(top) == {
         "quiet", "source", "category", "executor", "executor_python", "resolve_from", "timeout", "cancel_grace",
         "browser_ws_endpoint", "no_browser_reuse", "policy", "storage", "proxy", "proxies", "fanout", "adapter",
-        "events", "log", "temporal", "error_snapshot",
+        "adapters", "events", "log", "temporal", "error_snapshot",
     }  # fmt: skip
     for var in ENV_VARS:
         assert ConfigView(values={}).has(var.key) is False

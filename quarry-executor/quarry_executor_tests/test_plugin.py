@@ -25,8 +25,8 @@ def test_registration_and_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     launcher = plugin.factory(ExecutorConfig(python="/venv/bin/python"))
     assert launcher.name == "playwright"
     assert launcher.version == quarry_executor.__version__
-    assert launcher.command() == ["/venv/bin/python", "-m", "quarry_executor"]
-    assert launcher.command(warm=True) == ["/venv/bin/python", "-m", "quarry_executor", "--warm"]
+    assert launcher.command() == ["/venv/bin/python", "-P", "-m", "quarry_executor"]
+    assert launcher.command(warm=True) == ["/venv/bin/python", "-P", "-m", "quarry_executor", "--warm"]
     assert launcher.env() == {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/a", "/proj", "", "/b"]))

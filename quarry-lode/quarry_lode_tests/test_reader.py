@@ -72,8 +72,9 @@ def test_snapshots_and_latest(backend_factory: Callable[..., LodeBackend], make_
     b = backend_factory()
     ids = [write(b, "r", [make_event(i, run_id="r")]) for i in (1, 2, 3)]
     ds = open_dataset(b.root_url)
-    assert [m.snapshot_id for m in ds.snapshots()] == ids
-    assert [m.snapshot_id for m in ds.snapshots(since=ids[0])] == ids[1:]
+    assert [m.snapshot_id for m in ds.snapshots()] == ids[::-1]  # newest first (issue 3)
+    assert [m.snapshot_id for m in ds.snapshots(since=ids[0])] == ids[:0:-1]
+    assert [m.snapshot_id for m in ds.snapshots(since=ids[-1])] == []
     assert ds.latest_snapshot_id() == ids[-1]
     Path(b.dataset.layout.pointer_path).unlink()
     assert ds.latest_snapshot_id() == ids[-1]  # falls back to the listing

@@ -338,7 +338,7 @@ def test_501_falls_back_to_plain_writes_and_warns_once(
         _stop_capture(sink)
     assert backend.dataset.store.atomic is False  # the store noticed the 501 and switched
     reader = open_configured(StorageConfig(path=f"s3://{root}", endpoint=no_conditional_endpoint))
-    assert [m.snapshot_id for m in reader.snapshots()] == [first, second]
+    assert [m.snapshot_id for m in reader.snapshots()] == [second, first]  # newest first
     assert reader.latest_snapshot_id() == second
     assert (
         messages.count(

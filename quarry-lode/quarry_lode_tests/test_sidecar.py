@@ -81,7 +81,7 @@ def test_inventory_goes_into_next_non_chunk_snapshot(
     asyncio.run(rs.write_chunks([ArtifactChunk(str(uuid.uuid4()), 1, True, b"x")]))
     asyncio.run(rs.write_events([make_event(1)], policy="strict"))
     asyncio.run(rs.write_events([make_event(2)], policy="strict"))
-    chunk_only, with_events, later = open_dataset(b.root_url).snapshots()
+    later, with_events, chunk_only = open_dataset(b.root_url).snapshots()  # newest first
     assert "sidecar_files" not in chunk_only.metadata
     assert with_events.metadata["sidecar_files"] == [entry]
     assert "sidecar_files" not in later.metadata  # cleared after success

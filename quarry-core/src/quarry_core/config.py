@@ -219,6 +219,24 @@ SCHEMA: Final[Table] = Table(
                 "options": _OPTIONS,
             }
         ),
+        # several notification adapters, each with its own settings (selected by name; see cli/adapter_options.py)
+        "adapters": TableList(
+            Table(
+                {
+                    "name": _STR,
+                    "type": _STR,
+                    "url": _STR,
+                    "headers": Scalar(Kind.STRING_MAP, secret=True),
+                    "timeout": _DUR,
+                    "retries": _INT,
+                    "channel": _STR,
+                    "subject": _STR,
+                    "region": _STR,
+                    "endpoint": _STR,
+                    "options": _OPTIONS,
+                }
+            )
+        ),
         "events": Table(
             {
                 "lode_events": _BOOL,
@@ -869,7 +887,7 @@ ENV_VARS: Final[tuple[EnvVar, ...]] = (
     _env("QUARRY_PARALLEL", "fanout.parallel", Kind.INTEGER),
     _env("QUARRY_WARM_EXECUTORS", "fanout.warm_executors", Kind.BOOLEAN),
     _env("QUARRY_EXECUTOR_RECYCLE_AFTER", "fanout.executor_recycle_after", Kind.INTEGER),
-    _env("QUARRY_ADAPTER", "adapter.type"),
+    _env("QUARRY_ADAPTER", "adapter.type", Kind.LIST),  # QUARRY_ADAPTER=webhook,redis: several adapters
     _env("QUARRY_ADAPTER_URL", "adapter.url"),
     _env("QUARRY_ADAPTER_HEADER", "adapter.headers", Kind.STRING_MAP, secret=True),
     _env("QUARRY_ADAPTER_TIMEOUT", "adapter.timeout", Kind.DURATION),

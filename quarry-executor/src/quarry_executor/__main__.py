@@ -18,11 +18,12 @@ from quarry_executor.guard import install_stdout_guard
 
 __all__ = ["main"]
 
-_USAGE = """usage: python -m quarry_executor [--warm | --validate SCRIPT]
+_USAGE = """usage: python -m quarry_executor [--warm | --validate SCRIPT | --browser-server]
 
   (no arguments)     run one script: the run request is line 1 of stdin, frames go to stdout
   --warm             run many scripts one at a time: line 1, then run_request frames (D12)
   --validate SCRIPT  load SCRIPT and print what it exports as JSON
+  --browser-server   run the self-terminating browser reuse server; its ws:// URL is the first stdout line
 """
 
 EXIT_OK = 0
@@ -138,8 +139,13 @@ def _dispatch(ipc_fd: int, args: list[str]) -> int:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(run_warm(ipc_fd))
     if first == "--browser-server":
-        _err("--browser-server is not supported by this version of quarry-executor")
-        return EXIT_CRASH
+        import asyncio
+
+        from quarry_executor.browser_server import run_browser_server
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(run_browser_server(ipc_fd))
     _err(f"unknown argument {first!r}\n{_USAGE}")
     return EXIT_BAD_REQUEST
 

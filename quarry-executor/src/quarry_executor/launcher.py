@@ -23,7 +23,10 @@ class PlaywrightLauncher:
         return f"PlaywrightLauncher(python={self.config.python!r}, resolve_from={self.config.resolve_from!r})"
 
     def command(self, warm: bool = False) -> list[str]:
-        cmd = [self.config.python, "-m", "quarry_executor"]
+        # -P (Python 3.11+): do not put the working directory first on sys.path, so a ``signal.py`` or ``json.py``
+        # in the directory ``quarry run`` is started from is never imported in place of the module the executor
+        # imports lazily; only the script it was given runs (issue 11, security).
+        cmd = [self.config.python, "-P", "-m", "quarry_executor"]
         if warm:
             cmd.append("--warm")
         return cmd

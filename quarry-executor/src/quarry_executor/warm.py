@@ -8,7 +8,8 @@ run a ``run_result`` with status ``crash`` and the process stays up.
 What a run shares with the runs before it:
 
 - **the browser**: launched once per process (eagerly, while the first request is still on its way) or attached
-  once per CDP endpoint; every run still gets a fresh context and page, closed at its end;
+  once per CDP endpoint (eagerly too when the pool names it in ``QUARRY_BROWSER_ENDPOINT``); every run still gets
+  a fresh context and page, closed at its end;
 - **the script module**: loaded once per process and path, reloaded when the file's size or mtime changes
   (:class:`ScriptCache`). Module globals therefore persist between runs of the same script;
 - ``write_id`` numbering (``seq`` restarts at 1 per run).
@@ -259,8 +260,9 @@ async def run_warm(ipc_fd: int) -> int:
     stdin = StdinReader(0)
     await stdin.open()
     browsers = BrowserCache()
-    if not (os.environ.get("QUARRY_BROWSER_WS_ENDPOINT") or os.environ.get("QUARRY_BROWSER_ENDPOINT")):
-        browsers.start(None)  # launch while the pool keeps this process waiting for its first run
+    # launch (or attach to the runtime's endpoint) while the pool keeps this process waiting for its first run
+    eager = browsers.start(os.environ.get("QUARRY_BROWSER_WS_ENDPOINT") or os.environ.get("QUARRY_BROWSER_ENDPOINT"))
+    eager.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failure is reported by the run using it
     first = await _first_request(stdin)
     if first is None:
         await browsers.close()
@@ -279,5 +281,6 @@ async def run_warm(ipc_fd: int) -> int:
         loop.remove_signal_handler(signal.SIGTERM)
         await browsers.close()
     await channel.stop_reader()
-    await writer.close()
+    # Drain without a deadline, as in run mode: the runtime decides when to stop us (test_slow_reader.py)
+    await writer.close(timeout=None)
     return code

@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import json.encoder
+import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import pyarrow as pa
+
 from quarry_core.interfaces import RunPartition, SidecarFile, StorageConfig
-from quarry_lode.codecs import parse_ts, prepare_record
+from quarry_lode.codecs import EVENTS_SCHEMA, parse_ts, prepare_record
 from quarry_lode.dataset import CommitResult, Dataset, Groups, root_url
 from quarry_lode.errors import classify
 from quarry_lode.escaping import escape_value
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RECORD_TABLES",
     "WRITER",
+    "EventRows",
     "LodeBackend",
     "LodeRunStorage",
     "event_row",
@@ -43,8 +49,36 @@ WRITER = "quarry-lode/0.1.0"
 RECORD_TABLES: tuple[str, ...] = ("runs", "metrics", "outbox")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _make_c_encoder() -> Any:
+    """The C encoder ``_ENCODER.encode`` builds on every call (same arguments), built once per thread."""
+    e = _ENCODER
+    return _c_make_encoder(
+        {}, e.default, json.encoder.encode_basestring, None, ":", ",", e.sort_keys, e.skipkeys, e.allow_nan
+    )
+
+
+class _ThreadEncoder(threading.local):
+    def __init__(self) -> None:
+        self.encode = _make_c_encoder() if _c_make_encoder is not None else None
+
+
+_thread_encoder = _ThreadEncoder()
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, without building an encoder per call."""
+    local = _thread_encoder
+    if local.encode is None or type(value) is str:
+        return _ENCODER.encode(value)
+    try:
+        return "".join(local.encode(value, 0))
+    except BaseException:
+        local.encode = _make_c_encoder()  # a failed call may leave ids in its circular-reference markers
+        raise
 
 
 def event_row(event: Event, policy: str) -> dict[str, Any]:
@@ -79,6 +113,91 @@ def event_row(event: Event, policy: str) -> dict[str, Any]:
             size_bytes=int(size) if isinstance(size, int) and not isinstance(size, bool) else None,
         )
     return row
+
+
+def _artifact_size(size: Any) -> int | None:
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+class EventRows(Sequence[dict[str, Any]]):
+    """The ``events`` rows of a batch of events (:func:`event_row` of each), built column-wise for Parquet.
+
+    A :class:`~quarry_lode.codecs.ColumnarRows`: indexing or iterating gives the row dicts (for JSONL); Parquet
+    takes :meth:`to_arrow`, which fills one Python list per column and converts each once.
+    """
+
+    __slots__ = ("_events", "_policy", "_ts")
+
+    def __init__(self, events: Sequence[Event], policy: str) -> None:
+        self._events = events
+        self._policy = policy
+        self._ts: list[datetime] | None = None
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [event_row(e, self._policy) for e in self._events[index]]
+        return event_row(self._events[index], self._policy)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        policy = self._policy
+        return (event_row(e, policy) for e in self._events)
+
+    def _timestamps(self) -> list[datetime]:
+        if self._ts is None:
+            self._ts = [parse_ts(e.ts) for e in self._events]
+        return self._ts
+
+    def ts_range(self) -> tuple[datetime | None, datetime | None]:
+        ts = self._timestamps()
+        return (min(ts), max(ts)) if ts else (None, None)
+
+    def to_arrow(self) -> pa.Table:
+        evs = self._events
+        n = len(evs)
+        artifacts = [e.payload for e in evs if e.type == "artifact"]
+        if not artifacts:
+            kinds: list[Any] = ["event"] * n
+            art: list[list[Any]] = [[None] * n] * 4
+        else:
+            kinds = ["artifact_event" if e.type == "artifact" else "event" for e in evs]
+            payloads = [e.payload if e.type == "artifact" else None for e in evs]
+            art = [
+                [p.get("artifact_id") if p is not None else None for p in payloads],
+                [p.get("name") if p is not None else None for p in payloads],
+                [p.get("content_type") if p is not None else None for p in payloads],
+                [_artifact_size(p.get("size_bytes")) if p is not None else None for p in payloads],
+            ]
+        columns: list[list[Any]] = [
+            kinds,
+            [e.contract_version for e in evs],
+            [e.event_id for e in evs],
+            [e.seq for e in evs],
+            [e.type for e in evs],
+            self._timestamps(),
+            [_json(e.payload) for e in evs],
+            [e.attempt for e in evs],
+            [e.job_id for e in evs],
+            [e.parent_run_id for e in evs],
+            [e.spawned_by_run_id for e in evs],
+            [e.depth for e in evs],
+            [self._policy] * n,
+            *art,
+        ]
+        arrays = [pa.array(col, type=field.type) for col, field in zip(columns, EVENTS_SCHEMA, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+
+
+def _in_seq_order(events: list[Event]) -> list[Event]:
+    """``events`` sorted by ``seq`` (they usually arrive sorted: then as they are)."""
+    prev = 0
+    for e in events:
+        if e.seq < prev:
+            return sorted(events, key=lambda e: e.seq)
+        prev = e.seq
+    return events
 
 
 class LodeRunStorage:
@@ -145,9 +264,8 @@ class LodeRunStorage:
                     f"event {event.event_id} belongs to run {event.run_id!r}, not {self.partition.run_id!r}"
                 )
             by_type[event.type].append(event)
-        groups: dict[tuple[str, Partition], list[dict[str, Any]]] = {
-            ("events", self._part(etype)): [event_row(e, policy) for e in sorted(evs, key=lambda e: e.seq)]
-            for etype, evs in by_type.items()
+        groups: dict[tuple[str, Partition], Sequence[dict[str, Any]]] = {
+            ("events", self._part(etype)): EventRows(_in_seq_order(evs), policy) for etype, evs in by_type.items()
         }
         result, _ = await self._commit(groups, with_sidecars=True, snapshot_id=self._snapshot_id(snapshot_id))
         return result.snapshot_id if result else None

@@ -4,17 +4,21 @@ Rows are plain dicts of Python values: ``str``, ``int``, ``bool``, ``bytes``, tz
 timestamps, dicts for counter maps and structs, lists. :func:`prepare_record` turns what the runtime hands
 over (RFC 3339 strings, mappings for JSON columns) into such rows and rejects unknown fields, so a drift
 between the runtime and these schemas fails loudly. Partition columns are never stored in data files.
+
+A batch may also come as :class:`ColumnarRows` (the ``events`` rows of a batch of events): it is still a
+sequence of such rows, and it builds its Arrow table column by column, without a dict per row.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import attrs
 import pyarrow as pa
@@ -34,9 +38,11 @@ __all__ = [
     "RUNS_SCHEMA",
     "SCHEMAS",
     "TS_COLUMNS",
+    "ColumnarRows",
     "decode_file",
     "encode_rows",
     "format_ts",
+    "is_columnar",
     "parse_ts",
     "prepare_record",
 ]
@@ -240,16 +246,51 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
 
 _ZSTD_LEVEL = 3
 
+#: Below this many rows a Parquet file is written without dictionary pages: for the one-row files of ``strict``
+#: they cost more than the data (the values and the schema are the same; only the page encoding differs).
+DICTIONARY_MIN_ROWS = 64
+
+
+class ColumnarRows(Protocol):
+    """A sequence of rows of one table that can also build its Arrow table column-wise."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Any: ...
+
+    def to_arrow(self) -> pa.Table:
+        """The rows as a table of the table's schema (the same values ``pa.Table.from_pylist`` would give)."""
+        ...
+
+    def ts_range(self) -> tuple[datetime | None, datetime | None]:
+        """The smallest and largest value of the table's timestamp column (``None`` when there is none)."""
+        ...
+
+
+def is_columnar(rows: object) -> TypeGuard[ColumnarRows]:
+    """Whether ``rows`` builds its own Arrow table (a cheap check: no ``runtime_checkable`` protocol walk)."""
+    return callable(getattr(rows, "to_arrow", None)) and callable(getattr(rows, "ts_range", None))
+
 
 # --------------------------------------------------------------------------- timestamps
 
 
 def parse_ts(value: str | datetime) -> datetime:
     """Parse an RFC 3339 timestamp (an offset is required) into a UTC ``datetime``."""
+    if type(value) is str:
+        return _parse_ts_text(value)
+    return _parse_ts(value)
+
+
+def _parse_ts(value: str | datetime) -> datetime:
     dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("z", "Z"))
     if dt.tzinfo is None:
         raise ValueError(f"timestamp has no UTC offset: {value!r}")
     return dt.astimezone(UTC)
+
+
+#: Events of one millisecond share their ``ts`` text: parse each text once (datetimes are immutable).
+_parse_ts_text = functools.lru_cache(maxsize=4096)(_parse_ts)
 
 
 def format_ts(value: datetime, *, digits: int = 3) -> str:
@@ -369,11 +410,13 @@ def encode_rows(table: str, rows: Sequence[Mapping[str, Any]], codec: str, compr
     """Encode rows of ``table`` as one data file (Parquet or JSONL, compressed as asked)."""
     schema = SCHEMAS[table]
     if codec == "parquet":
-        arrow = pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
+        arrow = rows.to_arrow() if is_columnar(rows) else pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
         sink = pa.BufferOutputStream()
         kwargs: dict[str, Any] = {"compression": compression if compression != "none" else "none"}
         if compression == "zstd":
             kwargs["compression_level"] = _ZSTD_LEVEL
+        if arrow.num_rows < DICTIONARY_MIN_ROWS:
+            kwargs["use_dictionary"] = False
         pq.write_table(arrow, sink, **kwargs)
         return bytes(sink.getvalue().to_pybytes())
     if codec != "jsonl":

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from loguru import logger
 
-from quarry_lode.codecs import TS_COLUMNS, encode_rows, format_ts
+from quarry_lode.codecs import TS_COLUMNS, encode_rows, format_ts, is_columnar
 from quarry_lode.errors import classify
 from quarry_lode.layout import Layout, Partition, data_extension, validate_dataset_name
 from quarry_lode.manifest import Manifest, ManifestFile
@@ -140,8 +141,9 @@ class Dataset:
         """Whether ``snapshot_id`` is committed."""
         path = self.layout.manifest_path(snapshot_id)
         try:
-            if self.protocol != "file":
-                self.fs.invalidate_cache(path)  # fsspec instances (and their listing caches) are shared
+            if self.protocol == "file":
+                return os.path.lexists(path)  # LocalFileSystem.exists (an lstat), minus fsspec's path handling
+            self.fs.invalidate_cache(path)  # fsspec instances (and their listing caches) are shared
             return bool(self.fs.exists(path))
         except Exception as exc:
             raise classify(exc, "read", self.display(path)) from exc
@@ -231,6 +233,9 @@ def _ts_range(table: str, rows: Sequence[Mapping[str, Any]]) -> tuple[str | None
     column = TS_COLUMNS.get(table)
     if column is None:
         return None, None
+    if is_columnar(rows):
+        low, high = rows.ts_range()
+        return (format_ts(low), format_ts(high)) if low is not None and high is not None else (None, None)
     values = [r[column] for r in rows if isinstance(r.get(column), datetime)]
     if not values:
         return None, None

@@ -54,6 +54,7 @@ MAX_RETRIES = 3
 BACKOFF_BASE = 0.010
 BACKOFF_CAP = 2.0
 LOCK_TIMEOUT = 10.0
+_MAX_KNOWN_DIRS = 4096
 
 CasOutcome = Literal["advanced", "not_newer", "conflict"]
 
@@ -152,17 +153,45 @@ class LocalPointerStore(_CasStore):
 
     def __init__(self, fs: AbstractFileSystem | None = None) -> None:
         self._fs = fs
+        # directories this store created or found: a commit writes into the same few, so ``makedirs`` (a stat
+        # per path level) runs once each; one removed behind our back is created again (see ``_open_temp``)
+        self._dirs: set[str] = set()
 
     @staticmethod
     def _temp_for(path: str) -> str:
         head, _, tail = path.rpartition("/")
         return f"{head}/.{tail}.{secrets.token_hex(6)}.tmp"
 
-    def _write_temp(self, path: str, data: bytes | BinaryIO) -> str:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    def _ensure_dir(self, directory: str, *, again: bool = False) -> None:
+        if again or directory not in self._dirs:
+            os.makedirs(directory, exist_ok=True)
+            if len(self._dirs) >= _MAX_KNOWN_DIRS:  # a long-lived process writing many runs: start over
+                self._dirs.clear()
+            self._dirs.add(directory)
+
+    def _open_temp(self, path: str) -> tuple[str, IO[bytes]]:
+        directory = os.path.dirname(path)
+        self._ensure_dir(directory)
         tmp = self._temp_for(path)
         try:
-            with open(tmp, "xb") as out:
+            return tmp, open(tmp, "xb")
+        except FileNotFoundError:  # the directory went away since we made it
+            self._ensure_dir(directory, again=True)
+            return tmp, open(tmp, "xb")
+
+    def _open_lock(self, lock_path: str) -> IO[bytes]:
+        directory = os.path.dirname(lock_path)
+        self._ensure_dir(directory)
+        try:
+            return open(lock_path, "ab")
+        except FileNotFoundError:
+            self._ensure_dir(directory, again=True)
+            return open(lock_path, "ab")
+
+    def _write_temp(self, path: str, data: bytes | BinaryIO) -> str:
+        tmp, out = self._open_temp(path)
+        try:
+            with out:
                 _copy(data, out)
                 out.flush()
                 os.fsync(out.fileno())
@@ -198,8 +227,7 @@ class LocalPointerStore(_CasStore):
 
     def _cas_once(self, path: str, snapshot_id: str) -> tuple[CasOutcome, str | None]:
         lock_path = f"{path}.lock"
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(lock_path, "ab") as lock:
+        with self._open_lock(lock_path) as lock:
             deadline = time.monotonic() + LOCK_TIMEOUT
             while True:
                 try:

@@ -137,9 +137,9 @@ class LodeDataset:
         return sorted(out, key=lambda p: p.rsplit("/", 1)[-1])
 
     def snapshots(self, since: str | None = None) -> list[Manifest]:
-        """Committed manifests in ascending id order; ``since`` keeps only ids greater than it."""
+        """Committed manifests, newest first (descending id); ``since`` keeps only ids greater than it."""
         manifests = []
-        for path in self._manifest_paths():
+        for path in reversed(self._manifest_paths()):
             sid = path.rsplit("/", 1)[-1][:-5]
             if since is not None and sid <= since:
                 continue
@@ -467,7 +467,7 @@ class LodeDataset:
         if record is not None and record.get("state") != "running" and record.get("sidecar_files") is not None:
             return [SidecarFile(**entry) for entry in record["sidecar_files"]]
         seen: dict[str, SidecarFile] = {}
-        for manifest in self.snapshots():
+        for manifest in reversed(self.snapshots()):  # commit order: the first record of a key wins
             if manifest.metadata.get("run_id") != run_id:
                 continue
             for entry in manifest.metadata.get("sidecar_files") or []:

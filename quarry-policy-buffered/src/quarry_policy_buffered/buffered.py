@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from quarry_core.errors import PolicyError
 from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sink
-from quarry_core.protocol.codec import encode_map
+from quarry_core.protocol.codec import event_size as _event_size
 from quarry_core.protocol.constants import DROPPABLE_EVENT_TYPES
 from quarry_core.snapshot_ids import new_snapshot_id
 from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, summarize_drops, write_batch
@@ -42,8 +42,11 @@ _EVICTED = 2
 
 
 def event_size(event: Event) -> int:
-    """Bytes an event occupies in a buffer: the length of its CBOR frame payload (policies.md §5.2)."""
-    return len(encode_map(event.to_wire()))
+    """Bytes an event occupies in a buffer: the length of its CBOR frame payload (policies.md §5.2).
+
+    An event read from a frame carries that length (``Event.wire_size``); only one built in memory is encoded.
+    """
+    return _event_size(event)
 
 
 class _Entry:
@@ -122,7 +125,7 @@ class BufferedPolicy:
         if self._failure is not None or self._closed:
             counters.reject(etype)
             raise self._refusal()
-        size = len(encode_map(event.to_wire()))
+        size = _event_size(event)
         if not self._fits_event(size):
             if etype in DROPPABLE_EVENT_TYPES:
                 self._drop(event, "buffer_full", was_held=False)

@@ -24,7 +24,7 @@ import anyio
 
 from quarry_core.errors import PolicyError
 from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sink
-from quarry_core.protocol.codec import encode_map
+from quarry_core.protocol.codec import event_size
 from quarry_core.snapshot_ids import new_snapshot_id
 from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
 from quarry_policy_buffered.settings import FLUSH_TRIGGERS, STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, StreamingSettings
@@ -95,7 +95,7 @@ class StreamingPolicy:
             raise PolicyError("streaming policy is closed")
         if self._interval_task is None and self._interval > 0:
             self._start_interval()
-        size = len(encode_map(event.to_wire()))
+        size = event_size(event)
         if self._events or self._chunks:
             try:
                 await self._wait_room(size)

@@ -147,9 +147,17 @@ class QuarryActivities:
                 type="config_error",
                 non_retryable=True,
             )
-        result = await publish(self.host, self.notification.adapter, event)
-        if not result.delivered:
-            raise ApplicationError(f"adapter notification failed: {result.error}", type="notification_failed")
+        # every adapter of the worker, concurrently; a retry of this activity publishes to all of them again
+        # (at-least-once: consumers deduplicate on notification_id)
+        targets = self.notification.targets
+        results = await asyncio.gather(*(publish(self.host, t.config, event) for t in targets))
+        errors = [
+            str(r.error) if t.name == t.config.type else f"{t.name}: {r.error}"
+            for t, r in zip(targets, results, strict=True)
+            if not r.delivered
+        ]
+        if errors:
+            raise ApplicationError(f"adapter notification failed: {'; '.join(errors)}", type="notification_failed")
 
 
 async def _heartbeat(details: Callable[[], dict[str, Any]], interval: float) -> None:

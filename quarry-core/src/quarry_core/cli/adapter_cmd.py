@@ -2,7 +2,8 @@
 (CONTRACT_INTEGRATION §3).
 
 It takes ``run``'s storage options and adapter options (same flags, ``QUARRY_*`` variables and config keys), reads
-the ``outbox`` table through the storage backend plugin and publishes every due entry's stored payload unchanged.
+the ``outbox`` table through the storage backend plugin and publishes every due entry's stored payload unchanged
+with the adapter it was stored for (several adapters: ``--adapter`` repeated, or ``[[adapters]]``).
 Prints ``{examined, delivered, failed, expired, skipped}`` (``--dry-run`` adds the ``pending`` list and publishes
 nothing); exit 0 if nothing failed, 1 otherwise, 4 for configuration errors.
 """
@@ -72,6 +73,8 @@ def _resolve(ctx: ReadContext, given: dict[str, Any]) -> Any:
         value = given.get(name)
         if value is None:
             continue
+        if name == "adapter" and not value:
+            continue
         if name == "adapter_timeout":
             value = _seconds("--adapter-timeout", value)
         elif name in ("adapter_header", "adapter_option"):
@@ -100,7 +103,12 @@ def drain(
     limit: Annotated[int, typer.Option("--limit", help="At most N entries, oldest first (0 = all).")] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the due entries; publish nothing.")] = False,
     adapter: Annotated[
-        str | None, typer.Option("--adapter", help="The adapter to publish with.", rich_help_panel=_ADAPTER)
+        list[str] | None,
+        typer.Option(
+            "--adapter",
+            help="An adapter to publish with (repeatable; entries go to the adapter of their name).",
+            rich_help_panel=_ADAPTER,
+        ),
     ] = None,
     adapter_url: Annotated[
         str | None,
@@ -139,14 +147,15 @@ def drain(
     adapter_option: Annotated[
         list[str] | None,
         typer.Option(
-            "--adapter-option", help="An option the adapter declares, K=V (repeatable).", rich_help_panel=_ADAPTER
+            "--adapter-option",
+            help="An option the adapter declares, K=V, or NAME.K=V for one of several adapters (repeatable).",
+            rich_help_panel=_ADAPTER,
         ),
     ] = None,
 ) -> int:
     """Retry undelivered notifications from the outbox (written by quarry run --adapter-outbox)."""
     from quarry_core.cli.adapter_options import adapter_settings
     from quarry_core.errors import ConfigError, PluginError
-    from quarry_core.interfaces import AdapterConfig
     from quarry_core.plugins import PluginHost
     from quarry_core.runtime import outbox
     from quarry_core.runtime.notifications import DEFAULT_MAX_AGE
@@ -185,9 +194,9 @@ def drain(
     if ceiling is None:
         ceiling = settings.max_age if settings is not None else DEFAULT_MAX_AGE
     rows = outbox.read_rows(host, ctx.storage)
-    config = settings.adapter if settings is not None else AdapterConfig(type="", url="")
+    adapters = settings.adapters if settings is not None else {}
     report = asyncio.run(
-        outbox.drain(host, ctx.storage, rows, config, older_than=older, max_age=ceiling, limit=limit, dry_run=dry_run)
+        outbox.drain(host, ctx.storage, rows, adapters, older_than=older, max_age=ceiling, limit=limit, dry_run=dry_run)
     )
     data: dict[str, Any] = report.counts()
     if dry_run:

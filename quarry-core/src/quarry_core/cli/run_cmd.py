@@ -261,6 +261,14 @@ def run(
             rich_help_panel=_EXEC,
         ),
     ] = None,
+    no_browser_reuse: Annotated[
+        bool,
+        typer.Option(
+            "--no-browser-reuse",
+            help="Launch a browser for this invocation instead of sharing the reuse server.",
+            rich_help_panel=_EXEC,
+        ),
+    ] = False,
     proxy_pool: Annotated[
         str | None,
         typer.Option("--proxy-pool", help="Proxy pool (config [proxies.<name>]).", rich_help_panel=_PROXY),
@@ -350,9 +358,11 @@ def run(
         ),
     ] = "context",
     adapter: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--adapter", help="Notify after the run: webhook, redis, nats, or a plugin.", rich_help_panel=_NOTIFY
+            "--adapter",
+            help="Notify after the run: webhook, redis, nats, a plugin or an [[adapters]] name (repeatable).",
+            rich_help_panel=_NOTIFY,
         ),
     ] = None,
     adapter_url: Annotated[
@@ -394,7 +404,8 @@ def run(
         list[str] | None,
         typer.Option(
             "--adapter-option",
-            help="An option the adapter plugin declares, K=V (repeatable), e.g. jetstream=true.",
+            help="An option the adapter plugin declares, K=V (repeatable), e.g. jetstream=true; NAME.K=V addresses "
+            "one of several adapters (NAME.url, NAME.header.H, NAME.timeout, ...).",
             rich_help_panel=_NOTIFY,
         ),
     ] = None,

@@ -92,6 +92,7 @@ __all__ = [
     "decode_payload",
     "encode_frame",
     "encode_map",
+    "event_size",
     "format_ts",
     "json_value_error",
     "normalise_ts",
@@ -105,7 +106,16 @@ __all__ = [
 ]
 
 _CODEC_NAMES = frozenset(
-    {"EndOfStream", "FrameReader", "TruncatedFrame", "decode_payload", "encode_frame", "encode_map", "read_frame_sync"}
+    {
+        "EndOfStream",
+        "FrameReader",
+        "TruncatedFrame",
+        "decode_payload",
+        "encode_frame",
+        "encode_map",
+        "event_size",
+        "read_frame_sync",
+    }
 )
 
 if TYPE_CHECKING:
@@ -116,6 +126,7 @@ if TYPE_CHECKING:
         decode_payload,
         encode_frame,
         encode_map,
+        event_size,
         read_frame_sync,
     )
 

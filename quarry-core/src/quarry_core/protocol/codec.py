@@ -23,6 +23,7 @@ __all__ = [
     "decode_payload",
     "encode_frame",
     "encode_map",
+    "event_size",
     "read_frame_sync",
 ]
 
@@ -31,6 +32,11 @@ _PREFIX = struct.Struct(">I")
 
 class _HasToWire(Protocol):
     def to_wire(self) -> dict[str, Any]: ...
+
+
+class _Sized(_HasToWire, Protocol):
+    @property
+    def wire_size(self) -> int | None: ...
 
 
 def _refuse_tag(decoder: Any, tag: Any, *args: Any) -> Any:
@@ -75,6 +81,16 @@ def encode_frame(frame: _HasToWire | Mapping[str, Any]) -> bytes:
     return _PREFIX.pack(len(body)) + body
 
 
+def event_size(event: _Sized) -> int:
+    """An event's size for policy accounting: the length of its CBOR encoding (CONTRACT_POLICY).
+
+    An event decoded from a frame carries its frame body's length (:attr:`Event.wire_size`), which is that
+    length, so nothing is encoded again; an event built in memory is encoded to learn it.
+    """
+    size = event.wire_size
+    return size if size is not None else len(encode_map(event.to_wire()))
+
+
 def decode_payload(body: bytes) -> dict[str, Any]:
     """Decode one frame body into a text-keyed map; anything else raises :class:`FrameDecodeError`."""
     if not body:
@@ -105,35 +121,88 @@ class TruncatedFrame(FrameDecodeError):
 
 
 class FrameReader:
-    """Reads length-prefixed frames from an ``asyncio.StreamReader``; counts frames and bytes."""
+    """Reads length-prefixed frames from an ``asyncio.StreamReader``; counts frames and bytes.
+
+    Bytes are taken from the stream in chunks of up to :attr:`CHUNK` (whatever the pipe has delivered) and
+    frames are cut from that buffer without a coroutine switch per frame; a frame larger than the buffer is
+    read to its end with one ``readexactly``. ``frames`` and ``bytes`` count the frames returned so far.
+    """
+
+    #: bytes asked from the stream at a time (the stream returns what it has, up to this)
+    CHUNK = 256 * 1024
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self._reader = reader
+        self._buf = b""
+        self._pos = 0
         self.frames = 0
         self.bytes = 0
 
     async def read_body(self) -> bytes:
         """The next frame's body. ``EndOfStream`` at a boundary; ``TruncatedFrame`` or ``FrameDecodeError``."""
-        try:
-            prefix = await self._reader.readexactly(LENGTH_PREFIX_SIZE)
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                raise EndOfStream from None
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos >= LENGTH_PREFIX_SIZE:
+            (n,) = _PREFIX.unpack_from(buf, pos)
+            end = pos + LENGTH_PREFIX_SIZE + n
+            if 0 < n <= MAX_PAYLOAD_SIZE and end <= len(buf):
+                self._pos = end
+                self.frames += 1
+                self.bytes += LENGTH_PREFIX_SIZE + n
+                return buf[pos + LENGTH_PREFIX_SIZE : end]
+        return await self._read_body_slow()
+
+    async def _fill(self, want: int) -> int:
+        """Read until ``want`` bytes are buffered or the stream ends; the bytes buffered."""
+        have = len(self._buf) - self._pos
+        while have < want:
+            chunk = await self._reader.read(self.CHUNK)
+            if not chunk:
+                break
+            self._buf = self._buf[self._pos :] + chunk if have else chunk
+            self._pos = 0
+            have += len(chunk)
+        return have
+
+    async def _read_body_slow(self) -> bytes:
+        have = await self._fill(LENGTH_PREFIX_SIZE)
+        if have < LENGTH_PREFIX_SIZE:
+            if not have:
+                raise EndOfStream
             raise TruncatedFrame(
-                f"truncated frame: stream ended inside the length prefix ({len(exc.partial)} of 4 bytes)"
+                f"truncated frame: stream ended inside the length prefix ({have} of 4 bytes)"
             ) from None
-        (n,) = _PREFIX.unpack(prefix)
+        pos = self._pos
+        (n,) = _PREFIX.unpack_from(self._buf, pos)
         if n > MAX_PAYLOAD_SIZE:
             raise FrameDecodeError(f"frame length {n} exceeds the limit of {MAX_PAYLOAD_SIZE}")
+        pos += LENGTH_PREFIX_SIZE
+        self._pos = pos
         if n == 0:
             self.bytes += LENGTH_PREFIX_SIZE
             raise FrameDecodeError("empty frame (length 0)")
-        try:
-            body = await self._reader.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            raise TruncatedFrame(
-                f"truncated frame: stream ended inside a payload ({len(exc.partial)} of {n} bytes)"
-            ) from None
+        have -= LENGTH_PREFIX_SIZE
+        if have >= n:
+            body = self._buf[pos : pos + n]
+            self._pos = pos + n
+        else:
+            if n - have <= self.CHUNK:
+                have = await self._fill(n)
+            if have >= n:
+                pos = self._pos
+                body = self._buf[pos : pos + n]
+                self._pos = pos + n
+            else:  # a large frame: its rest in one read
+                head = self._buf[self._pos :]
+                self._buf, self._pos = b"", 0
+                try:
+                    rest = await self._reader.readexactly(n - len(head))
+                except asyncio.IncompleteReadError as exc:
+                    raise TruncatedFrame(
+                        f"truncated frame: stream ended inside a payload ({len(head) + len(exc.partial)} of {n} bytes)"
+                    ) from None
+                body = head + rest
+        if len(body) < n:  # pragma: no cover - guarded above
+            raise TruncatedFrame(f"truncated frame: stream ended inside a payload ({len(body)} of {n} bytes)")
         self.frames += 1
         self.bytes += LENGTH_PREFIX_SIZE + n
         return body

@@ -138,6 +138,16 @@ def _map(
 
 def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     """Check a payload against the per-type schema; raise ``StreamError("invalid <type> payload: <why>")``."""
+    if event_type == "item" and type(payload) is dict:
+        # the common case in one pass; anything off takes the general path below for its message
+        item_type = payload.get("item_type")
+        if (
+            type(item_type) is str
+            and item_type
+            and type(payload.get("data")) is dict
+            and json_value_error(payload, "payload") is None
+        ):
+            return
     where = f"invalid {event_type} payload"
     err = json_value_error(payload, "payload")
     if err:
@@ -203,10 +213,19 @@ class Event:
     parent_run_id: str | None = None
     spawned_by_run_id: str | None = None
     depth: int | None = None
+    # Not an envelope key: the length of the CBOR frame body this event was decoded from (set by ``from_wire``
+    # when the caller knows it), so policies learn an event's size without encoding it again. Ignored by
+    # equality, hashing and repr; ``attrs.evolve`` drops it (an evolved event is sized by encoding it).
+    _wire_size: int | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def is_terminal(self) -> bool:
         return self.type in TERMINAL_EVENT_TYPES
+
+    @property
+    def wire_size(self) -> int | None:
+        """Bytes of the CBOR frame body this event arrived in; ``None`` for an event built in memory."""
+        return self._wire_size
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -230,12 +249,25 @@ class Event:
         return d
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any], *, check_payload: bool = True) -> Event:
+    def from_wire(cls, d: Mapping[str, Any], *, check_payload: bool = True, wire_size: int | None = None) -> Event:
         """Validate the version (first), the envelope keys and the payload schema (runtime rules 3, 4, 7).
 
         Run identity and ``seq`` order are the ingestion loop's business, not this decoder's; it passes
         ``check_payload=False`` and calls :func:`validate_payload` after them to keep the contract's order.
+        ``wire_size``: the length of the frame body ``d`` was decoded from (kept as :attr:`wire_size`).
         """
+        event = _fast_event(d) if type(d) is dict else None
+        if event is None:
+            event = cls._from_wire_checked(d)
+        if check_payload:
+            validate_payload(event.type, event.payload)
+        if wire_size is not None:
+            object.__setattr__(event, "_wire_size", wire_size)
+        return event
+
+    @classmethod
+    def _from_wire_checked(cls, d: Mapping[str, Any]) -> Event:
+        """The general decoder: every rule in the contract's order, with its message."""
         if "contract_version" not in d or d["contract_version"] is None:
             raise StreamError("invalid envelope: contract_version: missing")
         check_contract_version(d["contract_version"])
@@ -264,8 +296,6 @@ class Event:
         parent = _text(d, "parent_run_id", where, required=False)
         spawned = _text(d, "spawned_by_run_id", where, required=False)
         depth = _uint(d, "depth", where, required=False, minimum=1)
-        if check_payload:
-            validate_payload(etype, payload)
         return cls(
             event_id=event_id or "",
             run_id=run_id or "",
@@ -280,6 +310,66 @@ class Event:
             spawned_by_run_id=spawned,
             depth=depth,
         )
+
+
+def _fast_event(d: dict[str, Any]) -> Event | None:
+    """The common case of :meth:`Event.from_wire` in one pass: exact built-in types, a canonical ``ts`` and the
+    accepted contract version. ``None`` for anything else, and the general decoder then finds the first broken
+    rule and its message, so the outcome of every input is the same either way."""
+    cv = d.get("contract_version")
+    if type(cv) is not str or cv != _accepted_version[0]:
+        return None
+    etype = d.get("type")
+    event_id = d.get("event_id")
+    run_id = d.get("run_id")
+    seq = d.get("seq")
+    ts = d.get("ts")
+    payload = d.get("payload")
+    attempt = d.get("attempt")
+    if not (
+        type(etype) is str
+        and etype in EVENT_TYPES
+        and type(event_id) is str
+        and event_id
+        and type(run_id) is str
+        and run_id
+        and type(seq) is int
+        and seq >= 1
+        and type(ts) is str
+        and (ts is _canonical_ts[0] or ts == _canonical_ts[0] or _is_canonical_ts(ts))
+        and type(payload) is dict
+        and type(attempt) is int
+        and attempt >= 1
+    ):
+        return None
+    job_id = d.get("job_id")
+    parent = d.get("parent_run_id")
+    spawned = d.get("spawned_by_run_id")
+    depth = d.get("depth")
+    if job_id is not None and not (type(job_id) is str and job_id):
+        return None
+    if parent is not None and not (type(parent) is str and parent):
+        return None
+    if spawned is not None and not (type(spawned) is str and spawned):
+        return None
+    if depth is not None and not (type(depth) is int and depth >= 1):
+        return None
+    return Event(event_id, run_id, seq, etype, ts, dict(payload), attempt, cv, job_id, parent, spawned, depth)
+
+
+#: The last ``ts`` text found canonical (``YYYY-MM-DDTHH:MM:SS.mmmZ``): events of one millisecond share it.
+_canonical_ts: list[str] = [""]
+
+
+def _is_canonical_ts(ts: str) -> bool:
+    """Whether ``ts`` is already what :func:`normalise_ts` returns (then it is returned unchanged)."""
+    try:
+        if normalise_ts(ts) is not ts:
+            return False
+    except ValueError:
+        return False
+    _canonical_ts[0] = ts
+    return True
 
 
 @attrs.frozen(slots=True)
@@ -448,17 +538,20 @@ _EXECUTOR_FRAME_CLASSES: dict[str, type[ArtifactChunk | FileWrite | FileWriteChu
 }
 
 
-def parse_executor_frame(d: Mapping[str, Any], *, check_payload: bool = True) -> ExecutorFrame:
+def parse_executor_frame(
+    d: Mapping[str, Any], *, check_payload: bool = True, wire_size: int | None = None
+) -> ExecutorFrame:
     """Turn a decoded map from the executor's stdout into a frame, enforcing the contract.
 
     Raises ``StreamError`` for an unknown or missing ``type`` and any rule broken, and
-    ``VersionMismatchError`` for an incompatible event envelope.
+    ``VersionMismatchError`` for an incompatible event envelope. ``wire_size`` (the frame body's length) is
+    kept on an :class:`Event` as :attr:`Event.wire_size`.
     """
     ftype = d.get("type")
     if not isinstance(ftype, str):
         raise StreamError("invalid frame: type: missing or not text")
     if ftype in EVENT_TYPES:
-        return Event.from_wire(d, check_payload=check_payload)
+        return Event.from_wire(d, check_payload=check_payload, wire_size=wire_size)
     cls = _EXECUTOR_FRAME_CLASSES.get(ftype)
     if cls is None:
         raise StreamError(f"invalid frame: unknown frame type {ftype!r}")

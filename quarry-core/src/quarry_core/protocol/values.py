@@ -107,7 +107,11 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
 def format_ts(dt: datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``."""
     dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # Formatted by hand: strftime("%Y") does not zero-pad years below 1000 on glibc ("226-01-01" for 0226).
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}."
+        f"{dt.microsecond // 1000:03d}Z"
+    )
 
 
 def utc_now_ts() -> str:

@@ -1,14 +1,17 @@
 """The notification step of a run (CONTRACT_RUN §3 step 14, CONTRACT_INTEGRATION §1, §3).
 
-After the run's data, run and metrics records are persisted and ``quarry_run_finished`` has been called, the
-configured adapter publishes one ``run_completed`` event. Whatever happens here is a warning on stderr; the exit
-code never changes. With the outbox (``--adapter-outbox``) a ``pending`` record is written to Lode first and a
-``delivered`` (or a new ``pending`` with the attempt count and last error) appended afterwards, so
-``quarry adapter drain`` can retry what did not arrive (:mod:`quarry_core.runtime.outbox`).
+After the run's data, run and metrics records are persisted and ``quarry_run_finished`` has been called, every
+configured adapter publishes the run's one ``run_completed`` event (the same body and ``notification_id`` for
+each). Adapters are delivered concurrently and independently: one failing or hanging never blocks or changes
+another. Whatever happens here is a warning on stderr; the exit code never changes. With the outbox
+(``--adapter-outbox``) each adapter gets its own ``pending`` record in Lode first and a ``delivered`` (or a new
+``pending`` with the attempt count and last error) afterwards, so ``quarry adapter drain`` can retry what did not
+arrive (:mod:`quarry_core.runtime.outbox`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "AdapterTarget",
     "NotificationSettings",
     "PublishResult",
     "notify_after_run",
@@ -37,14 +41,38 @@ DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 
 
 @attrs.frozen
-class NotificationSettings:
-    """The adapter of a run and what surrounds it (``adapter.*``); built and validated by the CLI (step 14)."""
+class AdapterTarget:
+    """One adapter of a run: its ``name`` (the adapter type unless ``[[adapters]] name`` renames it; it keys the
+    outbox) and its settings."""
 
-    adapter: AdapterConfig
+    name: str
+    config: AdapterConfig
+
+    def label(self) -> str:
+        """``name`` alone when it is the type, else ``name (type)``: how warnings name the adapter."""
+        return self.name if self.name == self.config.type else f"{self.name} ({self.config.type})"
+
+
+@attrs.frozen
+class NotificationSettings:
+    """The adapters of a run and what surrounds them (``adapter.*``, ``[[adapters]]``); built and validated by the
+    CLI (step 14). ``targets`` is non-empty, names unique, in the order they were selected."""
+
+    targets: tuple[AdapterTarget, ...]
     outbox: bool = False
     notify_children: bool = False
     drain_on_run: bool = False
     max_age: float = DEFAULT_MAX_AGE
+
+    @property
+    def adapter(self) -> AdapterConfig:
+        """The first adapter's settings (for callers that publish through one adapter)."""
+        return self.targets[0].config
+
+    @property
+    def adapters(self) -> dict[str, AdapterConfig]:
+        """Adapter name → settings, in selection order."""
+        return {t.name: t.config for t in self.targets}
 
 
 @attrs.frozen
@@ -110,10 +138,11 @@ async def notify_run(
     settings: NotificationSettings,
     *,
     cancel: CancelSignal | None = None,
-) -> PublishResult:
-    """Publish the run's ``run_completed`` event (and keep the outbox when enabled); warn on failure.
+) -> dict[str, PublishResult]:
+    """Publish the run's ``run_completed`` event to every adapter, concurrently and independently (and keep one
+    outbox entry per adapter when enabled); warn for each failure.
 
-    Returns what happened, for callers that report it; the exit code is never affected.
+    Returns adapter name → what happened, for callers that report it; the exit code is never affected.
     """
     from quarry_core.runtime import outbox
 
@@ -121,20 +150,31 @@ async def notify_run(
     s = report.settings
     partition = RunPartition(s.source, s.category, report.day, s.run_id)
     box = outbox.Outbox.open(host, s.storage) if settings.outbox else None
-    entry = outbox.new_entry(settings.adapter, event)
-    # the pending record first; if it cannot be written, warn and publish anyway
-    recorded = box is not None and await box.append(partition, entry)
-    result = await publish(host, settings.adapter, event, cancel=cancel)
-    if not result.delivered:
-        logger.warning("Warning: adapter notification failed: {}", result.error)
-    if box is not None:
-        if recorded:
+
+    async def one(target: AdapterTarget) -> PublishResult:
+        entry = outbox.new_entry(target.config, event, name=target.name)
+        # the pending record first; if it cannot be written, warn and publish anyway
+        recorded = box is not None and await box.append(partition, entry)
+        try:
+            result = await publish(host, target.config, event, cancel=cancel)
+        except Exception as exc:  # never let one adapter's bug take the others down
+            result = PublishResult(0, redact_text(f"{target.config.type}: {type(exc).__name__}: {exc}"))
+        if not result.delivered:
+            prefix = "" if target.name == target.config.type else f"{target.name}: "
+            logger.warning("Warning: adapter notification failed: {}{}", prefix, result.error)
+        if box is not None and recorded:
             await box.append(partition, entry.after(result))
-        await box.close()
-    return result
+        return result
+
+    try:
+        results = await asyncio.gather(*(one(t) for t in settings.targets))
+    finally:
+        if box is not None:
+            await box.close()
+    return {t.name: r for t, r in zip(settings.targets, results, strict=True)}
 
 
-async def notify_after_run(report: RunReport, control: Any, host: PluginHost) -> PublishResult | None:
+async def notify_after_run(report: RunReport, control: Any, host: PluginHost) -> dict[str, PublishResult] | None:
     """Step 14 of ``quarry run``: notify (root runs; children only with ``adapter.notify_children``), then
     drain the outbox when ``adapter.drain_on_run`` is set. Skipped after a second signal (``control.killed``).
 
@@ -160,7 +200,7 @@ async def notify_after_run(report: RunReport, control: Any, host: PluginHost) ->
                 host,
                 report.settings.storage,
                 rows,
-                settings.adapter,
+                settings.adapters,
                 max_age=settings.max_age,
                 limit=100,
                 cancel=control.killed,

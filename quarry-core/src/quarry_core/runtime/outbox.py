@@ -1,8 +1,10 @@
 """The notification outbox (CONTRACT_INTEGRATION §3): at-least-once delivery without an orchestrator.
 
-Records live in table ``outbox`` of the run's partition (``event_type=adapter_outbox``) and are append-only: the
-newest record per ``notification_id`` (by ``recorded_at``, then commit order) is its state, ``pending``,
-``delivered`` or ``expired``. :func:`drain` retries what is still ``pending``; ``quarry adapter drain`` and
+Records live in table ``outbox`` of the run's partition (``event_type=adapter_outbox``) and are append-only. A run
+with several adapters keeps one entry per adapter: ``adapter`` holds the adapter's name (its type unless
+``[[adapters]] name`` renames it), and the newest record per (``notification_id``, ``adapter``) (by
+``recorded_at``, then commit order) is that delivery's state, ``pending``, ``delivered`` or ``expired``.
+:func:`drain` retries what is still ``pending`` with the adapter of that name; ``quarry adapter drain`` and
 ``adapter.drain_on_run`` call it.
 
 Storage is reached only through the storage backend plugin: ``factory(StorageConfig).open_run(partition)`` to
@@ -97,13 +99,16 @@ class Entry:
         )
 
 
-def new_entry(adapter: AdapterConfig, event: Mapping[str, Any], *, now: datetime | None = None) -> Entry:
-    """The first ``pending`` record of a notification (attempts 0), written before publishing."""
+def new_entry(
+    adapter: AdapterConfig, event: Mapping[str, Any], *, name: str | None = None, now: datetime | None = None
+) -> Entry:
+    """The first ``pending`` record of a notification to one adapter (attempts 0), written before publishing;
+    ``name`` is the adapter's name (default: its type)."""
     when = now or _now()
     return Entry(
         notification_id=str(event["notification_id"]),
         state=PENDING,
-        adapter=adapter.type,
+        adapter=name or adapter.type,
         target=redact_url(adapter.url),
         payload=dict(event),
         attempts=0,
@@ -148,15 +153,16 @@ def _entry_from_row(row: Mapping[str, Any]) -> Stored:
 
 
 def latest_entries(rows: Sequence[Mapping[str, Any]]) -> list[Stored]:
-    """The newest record per ``notification_id`` (by ``recorded_at``; equal times: the later row, in commit
-    order), oldest notification first."""
-    newest: dict[str, Stored] = {}
+    """The newest record per (``notification_id``, ``adapter``) (by ``recorded_at``; equal times: the later row,
+    in commit order), oldest notification first."""
+    newest: dict[tuple[str, str], Stored] = {}
     for row in rows:
         stored = _entry_from_row(row)
-        prev = newest.get(stored.entry.notification_id)
+        key = (stored.entry.notification_id, stored.entry.adapter)
+        prev = newest.get(key)
         if prev is None or stored.entry.recorded_at >= prev.entry.recorded_at:
-            newest[stored.entry.notification_id] = stored
-    return sorted(newest.values(), key=lambda s: (s.entry.created_at, s.entry.notification_id))
+            newest[key] = stored
+    return sorted(newest.values(), key=lambda s: (s.entry.created_at, s.entry.notification_id, s.entry.adapter))
 
 
 class Outbox:
@@ -165,6 +171,7 @@ class Outbox:
     def __init__(self, backend: Any) -> None:
         self._backend = backend
         self._runs: dict[RunPartition, RunStorage] = {}
+        self._lock = anyio.Lock()  # the adapters of one run append concurrently: one write at a time
 
     @classmethod
     def open(cls, host: PluginHost, storage: StorageConfig) -> Outbox:
@@ -183,8 +190,9 @@ class Outbox:
             run = self._runs.get(partition)
             if run is None:
                 run = self._runs[partition] = self._backend.open_run(partition)
-            with anyio.fail_after(WRITE_TIMEOUT):
-                await run.write_records({TABLE: [entry.record()]})
+            async with self._lock:
+                with anyio.fail_after(WRITE_TIMEOUT):
+                    await run.write_records({TABLE: [entry.record()]})
         except Exception as exc:
             detail = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
             logger.warning(
@@ -267,7 +275,7 @@ async def drain(
     host: PluginHost,
     storage: StorageConfig,
     rows: Sequence[Mapping[str, Any]],
-    adapter: AdapterConfig,
+    adapters: Mapping[str, AdapterConfig],
     *,
     older_than: float = 60.0,
     max_age: float = 7 * 24 * 3600.0,
@@ -276,12 +284,14 @@ async def drain(
     cancel: CancelSignal | None = None,
     now: datetime | None = None,
 ) -> DrainReport:
-    """Retry the ``pending`` notifications among ``rows`` (the ``outbox`` table) with ``adapter``.
+    """Retry the ``pending`` entries among ``rows`` (the ``outbox`` table) with ``adapters`` (name → settings).
 
     Entries whose last record is younger than ``older_than`` seconds are left alone (a run may be publishing
     them); the rest, oldest first and at most ``limit`` (0 = all), are examined: older than ``max_age`` (since
-    creation) → ``expired`` appended and a warning, never published; another adapter type → skipped with a
-    warning; else the stored payload is published unchanged and ``delivered`` or ``pending`` appended.
+    creation) → ``expired`` appended and a warning, never published; an adapter name not in ``adapters`` →
+    skipped with a warning; else the stored payload is published unchanged with the adapter of that name and
+    ``delivered`` or ``pending`` appended. Each entry is published on its own: one adapter failing never keeps
+    another's entries from being delivered.
     """
     from quarry_core.runtime.notifications import publish
 
@@ -325,24 +335,26 @@ async def drain(
                 )
                 await box.append(stored.partition, attrs.evolve(entry, state=EXPIRED, recorded_at=_now()))
                 continue
-            if entry.adapter != adapter.type:
+            config = adapters.get(entry.adapter)
+            if config is None:
                 report.skipped += 1
                 logger.warning(
-                    'Warning: outbox notification {} was stored for the "{}" adapter, not "{}"; skipped',
+                    'Warning: outbox notification {} was stored for the "{}" adapter, not {}; skipped',
                     entry.notification_id,
                     entry.adapter,
-                    adapter.type,
+                    ", ".join(f'"{n}"' for n in adapters) or "any configured adapter",
                 )
                 continue
-            result = await publish(host, adapter, entry.payload, cancel=cancel)
+            result = await publish(host, config, entry.payload, cancel=cancel)
             if result.delivered:
                 report.delivered += 1
             else:
                 report.failed += 1
                 logger.warning(
-                    "Warning: outbox notification {} of run {} failed again: {}",
+                    "Warning: outbox notification {} of run {} failed again ({}): {}",
                     entry.notification_id,
                     stored.partition.run_id,
+                    entry.adapter,
                     result.error,
                 )
             await box.append(stored.partition, entry.after(result))

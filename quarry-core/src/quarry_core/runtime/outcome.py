@@ -55,6 +55,7 @@ def classify(
     *,
     exit_code: int | None,
     launch_error: str | None = None,
+    browser_error: str | None = None,
     signal_name: str | None = None,
     flush_error: str | None = None,
     timeout: float | None = None,
@@ -64,6 +65,8 @@ def classify(
     """Apply the classification rules in order. ``exit_code`` is the executor's (negative = killed by signal)."""
     if launch_error is not None:
         return Classification(Outcome.EXECUTOR_CRASH, f"failed to start executor: {launch_error}")
+    if browser_error is not None:  # the explicit endpoint's health gate (runtime.md §11)
+        return Classification(Outcome.EXECUTOR_CRASH, browser_error)
     if signal_name is not None:
         return Classification(Outcome.CANCELED, f"run canceled by {signal_name}", error_type="canceled")
     if ingest.version_error is not None:

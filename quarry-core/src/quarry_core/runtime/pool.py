@@ -180,7 +180,11 @@ class ExecutorPool:
 
     async def _shutdown(self, warm: WarmExecutor) -> None:
         proc = warm.proc
-        if proc.returncode is None:
+        if proc.returncode is None and warm.fresh:
+            # prewarmed and never used: it still waits for line 1, where a frame (or EOF) is a bad request;
+            # SIGTERM ends it (and its browser) quietly
+            await proc.stop(_STOP_GRACE)
+        elif proc.returncode is None:
             with contextlib.suppress(Exception):
                 await proc.send(Shutdown())
             with contextlib.suppress(Exception):

@@ -40,6 +40,7 @@ from quarry_core.protocol.frames import Cancel, Event, RunRequest, RunRequestFra
 from quarry_core.protocol.values import format_ts
 from quarry_core.runtime import records
 from quarry_core.runtime.artifacts import ArtifactStats
+from quarry_core.runtime.browser import BrowserEndpointError, provision_browser
 from quarry_core.runtime.control import RunControl
 from quarry_core.runtime.ingest import Ingestor, IngestResult, RunIdentity
 from quarry_core.runtime.metrics import Collector
@@ -81,6 +82,10 @@ class RunSettings:
     timeout: float = 0.0
     cancel_grace: float = 5.0
     browser_ws_endpoint: str | None = None
+    #: use (or start) the browser reuse server when no endpoint is given (the CLI's default; ``--no-browser-reuse``)
+    browser_reuse: bool = False
+    #: the browser is provisioned already (fan-out children share the root's): no health check, no reuse lookup
+    browser_provisioned: bool = False
     #: the run's proxy pool and request (CONTRACT_PROXY); ``None`` = no proxy
     proxy: ProxySettings | None = None
     #: ``--capture-frames``: record every frame read from the root run's executor to this file (overwritten)
@@ -194,6 +199,7 @@ class _Run:
         self.canceled_by: str | None = None
         self.flush_error: str | None = None
         self.launch_error: str | None = None
+        self.browser_error: str | None = None
         self.proxy: RunProxy | None = None
         job_text = json.dumps(dict(settings.job), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         self.job_text = job_text
@@ -505,8 +511,13 @@ async def execute_run(
     await run.write_running_record()
 
     exit_code: int | None = None
+    if run.launch_error is None and not settings.browser_provisioned:
+        try:  # step 5: an unreachable explicit endpoint ends the run before the executor starts
+            run.s = settings = await provision_browser(settings, host)
+        except BrowserEndpointError as exc:
+            run.browser_error = str(exc)
     try:
-        proc = await run.launch() if run.launch_error is None else None
+        proc = await run.launch() if run.launch_error is None and run.browser_error is None else None
         if proc is not None:
             try:
                 exit_code = await run.supervise(proc)
@@ -527,6 +538,7 @@ async def execute_run(
         ingest,
         exit_code=exit_code,
         launch_error=run.launch_error,
+        browser_error=run.browser_error,
         signal_name=run.canceled_by,
         flush_error=run.flush_error,
         timeout=settings.timeout,

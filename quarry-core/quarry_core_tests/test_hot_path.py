@@ -1,0 +1,267 @@
+"""The fast paths of the ingest hot path decide exactly as the general code they shortcut.
+
+- ``FrameReader`` cuts frames out of chunks: any split of the byte stream gives the same bodies, counters and
+  end-of-stream classification as a blocking reader, frames larger than a chunk included.
+- ``Event.from_wire`` and ``validate_payload`` take a one-pass path for plain dicts: on any input they return
+  the same event or raise the same error as the general path (reached here through a read-only mapping).
+- ``Event.wire_size`` is the frame body's length, which is the event's CBOR length that policies count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import types
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchError
+from quarry_core.protocol import (
+    CONTRACT_VERSION,
+    EVENT_TYPES,
+    EndOfStream,
+    Event,
+    FrameReader,
+    RunRequest,
+    decode_payload,
+    encode_frame,
+    encode_map,
+    event_size,
+    parse_executor_frame,
+    read_frame_sync,
+    validate_payload,
+)
+
+# --------------------------------------------------------------------------- FrameReader
+
+
+async def _read_all(data: bytes, cuts: list[int], chunk: int) -> tuple[list[bytes], str, int, int]:
+    """Feed ``data`` in pieces cut at ``cuts`` (each piece arrives after the reader asked for more)."""
+    reader = asyncio.StreamReader()
+    fr = FrameReader(reader)
+    fr.CHUNK = chunk
+    bounds = [0, *sorted(c for c in cuts if 0 < c < len(data)), len(data)]
+
+    async def feed() -> None:
+        for a, b in itertools.pairwise(bounds):
+            await asyncio.sleep(0)
+            reader.feed_data(data[a:b])
+        await asyncio.sleep(0)
+        reader.feed_eof()
+
+    feeder = asyncio.create_task(feed())
+    bodies: list[bytes] = []
+    end = ""
+    while True:
+        try:
+            bodies.append(await fr.read_body())
+        except EndOfStream:
+            end = "EOF"
+            break
+        except FrameDecodeError as exc:
+            end = f"{type(exc).__name__}: {exc}"
+            break
+    await feeder
+    return bodies, end, fr.frames, fr.bytes
+
+
+def _read_sync(data: bytes) -> tuple[list[bytes], str]:
+    stream = io.BytesIO(data)
+    bodies: list[bytes] = []
+    while True:
+        try:
+            m = read_frame_sync(stream)
+        except FrameDecodeError as exc:
+            return bodies, type(exc).__name__
+        if m is None:
+            return bodies, "EOF"
+        bodies.append(encode_map(m))
+
+
+frame_bodies = st.lists(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.binary(max_size=300) | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=40),
+        max_size=4,
+    ),
+    max_size=8,
+)
+
+
+@given(frame_bodies, st.lists(st.integers(0, 4000), max_size=12), st.sampled_from([5, 64, 1024, 256 * 1024]))
+@settings(max_examples=150, deadline=None)
+def test_frame_reader_gives_the_same_frames_for_any_split(
+    maps: list[dict[str, Any]], cuts: list[int], chunk: int
+) -> None:
+    data = b"".join(encode_frame(m) for m in maps)
+    bodies, end, frames, nbytes = asyncio.run(_read_all(data, cuts, chunk))
+    assert [decode_payload(b) for b in bodies] == maps
+    assert end == "EOF"
+    assert frames == len(maps) and nbytes == len(data)
+
+
+@pytest.mark.parametrize("chunk", [7, 1024, 256 * 1024])
+def test_frame_reader_classifies_truncation_with_counts(chunk: int) -> None:
+    big = encode_frame({"type": "x", "data": b"a" * 5000})
+    small = encode_frame({"type": "shutdown"})
+    cases = {
+        small + small[:3]: "TruncatedFrame: truncated frame: stream ended inside the length prefix (3 of 4 bytes)",
+        small + big[:-10]: f"TruncatedFrame: truncated frame: stream ended inside a payload ({len(big) - 14} of "
+        f"{len(big) - 4} bytes)",
+        small + (0).to_bytes(4, "big") + small: "FrameDecodeError: empty frame (length 0)",
+        small + (2**31).to_bytes(4, "big"): f"FrameDecodeError: frame length {2**31} exceeds the limit of",
+    }
+    for data, expected in cases.items():
+        bodies, end, frames, _ = asyncio.run(_read_all(data, [len(small) + 2, len(data) - 1], chunk))
+        assert len(bodies) == frames == 1
+        assert end.startswith(expected), end
+        assert _read_sync(data)[1] == expected.split(":")[0]
+
+
+def test_frame_reader_keeps_frames_after_a_run_result_for_the_next_reader_call() -> None:
+    """A warm executor's stream goes on after one run's ``run_result``: read-ahead bytes stay in the reader."""
+    a, b = encode_frame({"type": "run_result", "n": 1}), encode_frame({"type": "run_result", "n": 2})
+
+    async def two_calls() -> list[dict[str, Any]]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(a + b)
+        fr = FrameReader(reader)
+        first = decode_payload(await fr.read_body())  # the whole a + b was taken from the stream here
+        reader.feed_eof()
+        return [first, decode_payload(await fr.read_body())]
+
+    assert asyncio.run(two_calls()) == [{"type": "run_result", "n": 1}, {"type": "run_result", "n": 2}]
+
+
+# --------------------------------------------------------------------------- envelope fast path
+
+GOOD: dict[str, Any] = {
+    "contract_version": CONTRACT_VERSION,
+    "event_id": "6f1c2a3e-1b2c-4d5e-8f90-123456789abc",
+    "run_id": "r1",
+    "seq": 3,
+    "type": "item",
+    "ts": "2026-11-25T17:49:03.120Z",
+    "payload": {"item_type": "row", "data": {"i": 1, "name": "x", "price": 0.5}},
+    "attempt": 1,
+}
+
+odd_values = st.sampled_from(
+    [
+        None,
+        "",
+        "x",
+        0,
+        1,
+        -1,
+        True,
+        2.5,
+        b"b",
+        [],
+        {},
+        {"item_type": "row", "data": {}},
+        {"item_type": "", "data": {}},
+        {"item_type": "row", "data": []},
+        {"item_type": "row", "data": {"n": float("nan")}},
+        {"item_type": "row", "data": {"n": 2**70}},
+        {"item_type": "row"},
+        "2026-11-25T17:49:03.120Z",
+        "2026-11-25T17:49:03Z",
+        "2026-11-25t17:49:03.120z",
+        "2026-11-25T19:49:03.120+02:00",
+        "2026-11-25T17:49:03.120",
+        "2026-13-25T17:49:03.120Z",
+        "item",
+        "log",
+        "nope",
+        CONTRACT_VERSION,
+        "0.0.1",
+        "99.0.0",
+    ]
+)
+keys = st.sampled_from(
+    [*GOOD, "job_id", "parent_run_id", "spawned_by_run_id", "depth"],
+)
+
+
+def _outcome(fn: Any, d: Any) -> Any:
+    try:
+        event = fn(d)
+    except (StreamError, VersionMismatchError) as exc:
+        return type(exc).__name__, str(exc)
+    return "event", attrs.astuple(event), event.wire_size
+
+
+@given(st.dictionaries(keys, odd_values, max_size=5), st.sets(keys, max_size=2), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_envelope_fast_path_decides_like_the_general_path(
+    changes: dict[str, Any], removed: set[str], check_payload: bool
+) -> None:
+    d = {k: v for k, v in {**GOOD, **changes}.items() if k not in removed}
+
+    def fast(m: Any) -> Event:
+        return Event.from_wire(m, check_payload=check_payload, wire_size=77)
+
+    def general(m: Any) -> Event:  # a read-only mapping is not a dict: no fast path
+        return Event.from_wire(types.MappingProxyType(m), check_payload=check_payload, wire_size=77)
+
+    assert _outcome(fast, d) == _outcome(general, d)
+
+
+payload_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4) | st.binary(max_size=2),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), c, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    st.fixed_dictionaries({}, optional={"item_type": payload_values, "data": payload_values, "extra": payload_values})
+)
+@settings(max_examples=400, deadline=None)
+def test_item_payload_fast_path_decides_like_the_general_path(payload: dict[str, Any]) -> None:
+    def outcome(p: Any) -> str:
+        try:
+            validate_payload("item", p)
+        except StreamError as exc:
+            return str(exc)
+        return "ok"
+
+    assert outcome(payload) == outcome(types.MappingProxyType(payload))
+
+
+# --------------------------------------------------------------------------- wire size
+
+
+def test_wire_size_is_the_frame_body_length_and_the_cbor_length_policies_count() -> None:
+    from quarry_executor.envelope import EnvelopeFactory
+
+    factory = EnvelopeFactory(RunRequest(run_id="r1", attempt=1, script="s.py", job={}, job_id="j", depth=2))
+    for seq, (etype, payload) in enumerate(
+        [
+            ("item", {"item_type": "row", "data": {"i": 1, "name": "ünï", "price": 0.5, "tags": ["a", None]}}),
+            ("log", {"level": "info", "message": "m" * 3000, "fields": {"k": 1}}),
+            ("run_complete", {}),
+        ],
+        start=1,
+    ):
+        frame = factory.encode(etype, payload, seq)
+        body = frame[4:]
+        event = parse_executor_frame(decode_payload(body), wire_size=len(body))
+        assert isinstance(event, Event)
+        assert event.wire_size == len(body) == len(encode_map(event.to_wire()))
+        assert event_size(event) == len(body)
+    built = Event(event_id="e", run_id="r1", seq=1, type="item", ts=GOOD["ts"], payload=GOOD["payload"])
+    assert built.wire_size is None
+    assert event_size(built) == len(encode_map(built.to_wire()))
+    decoded = Event.from_wire(GOOD, wire_size=999)
+    assert decoded.wire_size == 999 and decoded == Event.from_wire(GOOD)  # not part of equality
+    assert "wire_size" not in repr(decoded) and "wire_size" not in decoded.to_wire()
+    changed = attrs.evolve(decoded, payload={"item_type": "row", "data": {}})
+    assert changed.wire_size is None and event_size(changed) == len(encode_map(changed.to_wire()))
+    assert set(EVENT_TYPES) >= {"item", "log", "run_complete"}

@@ -1,0 +1,133 @@
+"""Column-wise event rows write the same data as row dicts, small files read identically without dictionary
+pages, and the local store's directory cache survives directories removed behind its back."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from quarry_core.interfaces import RunPartition
+from quarry_core.protocol import RunRequest, decode_payload, parse_executor_frame
+from quarry_core.protocol.frames import Event
+from quarry_lode.backend import EventRows, LodeBackend, event_row
+from quarry_lode.codecs import DICTIONARY_MIN_ROWS, EVENTS_SCHEMA, encode_rows
+from quarry_lode.dataset import _ts_range
+from quarry_lode.reader import open_dataset
+
+
+def _events(n: int, **lineage: Any) -> list[Event]:
+    from quarry_executor.envelope import EnvelopeFactory
+
+    factory = EnvelopeFactory(RunRequest(run_id="r1", attempt=2, script="s.py", job={}, **lineage))
+    out: list[Event] = []
+    for i in range(1, n + 1):
+        body = factory.encode("item", {"item_type": "row", "data": {"i": i, "name": f"ïtem-{i}", "x": None}}, i)[4:]
+        event = parse_executor_frame(decode_payload(body), wire_size=len(body))
+        assert isinstance(event, Event)
+        out.append(event)
+    return out
+
+
+def _mixed() -> list[Event]:
+    events = _events(70, job_id="j1", parent_run_id="p0", depth=2)
+    events.append(
+        Event(
+            event_id=str(uuid.uuid4()),
+            run_id="r1",
+            seq=71,
+            type="artifact",
+            ts="2026-11-25T12:00:00.123+02:00",  # an offset: parsed, not taken as text
+            payload={"artifact_id": str(uuid.uuid4()), "name": "a.png", "content_type": "image/png", "size_bytes": 9},
+        )
+    )
+    events.append(
+        Event(
+            event_id=str(uuid.uuid4()),
+            run_id="r1",
+            seq=72,
+            type="artifact",
+            ts="2026-11-25T09:00:00.000Z",
+            payload={"artifact_id": str(uuid.uuid4()), "name": "b", "content_type": "x/y", "size_bytes": True},
+        )
+    )
+    return events
+
+
+@pytest.mark.parametrize("n", [1, 3, DICTIONARY_MIN_ROWS + 8])
+def test_event_rows_equal_row_dicts(n: int) -> None:
+    events = _mixed()[-n:] if n < 3 else (_mixed() if n > 3 else _events(3))
+    rows = [event_row(e, "strict") for e in events]
+    columnar = EventRows(events, "strict")
+    assert list(columnar) == rows and columnar[0] == rows[0] and columnar[1:3] == rows[1:3] and len(columnar) == n
+    assert columnar.to_arrow().equals(pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
+    assert _ts_range("events", columnar) == _ts_range("events", rows)
+    assert encode_rows("events", columnar, "jsonl", "none") == encode_rows("events", rows, "jsonl", "none")
+    data = encode_rows("events", columnar, "parquet", "zstd")
+    if n >= DICTIONARY_MIN_ROWS:  # the same bytes as before
+        assert data == encode_rows("events", rows, "parquet", "zstd")
+    table = pq.read_table(io.BytesIO(data))
+    assert table.equals(pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
+
+
+def test_small_files_without_dictionary_pages_read_identically_with_duckdb(tmp_path: Path) -> None:
+    events = _mixed()[-2:]
+    rows = [event_row(e, "strict") for e in events]
+    small, big = tmp_path / "small.parquet", tmp_path / "big.parquet"
+    small.write_bytes(encode_rows("events", EventRows(events, "strict"), "parquet", "zstd"))
+    big.write_bytes(encode_rows("events", rows * DICTIONARY_MIN_ROWS, "parquet", "zstd"))  # dictionary pages
+    meta = pq.ParquetFile(small).metadata.row_group(0)
+    assert all(
+        "RLE_DICTIONARY" not in meta.column(i).encodings and meta.column(i).compression == "ZSTD"
+        for i in range(meta.num_columns)
+    )
+    assert "RLE_DICTIONARY" in pq.ParquetFile(big).metadata.row_group(0).column(0).encodings
+    con = duckdb.connect()
+    got_small = con.execute(f"SELECT * FROM read_parquet('{small}') ORDER BY seq").fetchall()
+    got_big = con.execute(f"SELECT DISTINCT * FROM read_parquet('{big}') ORDER BY seq").fetchall()
+    assert got_small == got_big and len(got_small) == 2
+    assert (
+        con.execute(f"DESCRIBE SELECT * FROM read_parquet('{small}')").fetchall()
+        == con.execute(f"DESCRIBE SELECT * FROM read_parquet('{big}')").fetchall()
+    )
+
+
+def test_write_events_stores_columnar_batches_readably(
+    backend_factory: Callable[..., LodeBackend], partition: RunPartition
+) -> None:
+    backend = backend_factory()
+    run = backend.open_run(partition)
+    events = _events(100, job_id="j1")
+    shuffled = events[50:] + events[:50]  # rows are still stored in seq order
+    asyncio.run(run.write_events(shuffled, policy="streaming"))
+    log = Event("e", "r1", 101, "log", "2026-11-25T10:00:00.000Z", {"level": "info", "message": "m"})
+    asyncio.run(run.write_events([log], policy="streaming"))
+    table = open_dataset(backend.root_url).read("events", run_id="r1")
+    assert table.num_rows == 101
+    items = table.filter(pa.compute.equal(table["type"], "item"))
+    assert items["seq"].to_pylist() == list(range(1, 101))
+    assert items["event_id"].to_pylist() == [e.event_id for e in events]
+    assert set(items["job_id"].to_pylist()) == {"j1"} and set(items["policy"].to_pylist()) == {"streaming"}
+
+
+def test_local_store_recreates_a_directory_removed_behind_its_back(tmp_path: Path) -> None:
+    from quarry_lode.dataset import Dataset
+    from quarry_lode.layout import Partition
+
+    ds = Dataset.open(str(tmp_path / "root"))
+    part = Partition("s", "c", "2026-11-25", "r1", "item")
+    rows = [event_row(e, "strict") for e in _events(2)]
+    assert ds.write({("events", part): rows[:1]}, metadata={"run_id": "r1"}) is not None
+    shutil.rmtree(tmp_path / "root" / "datasets")  # the directories the store knows are gone
+    sid = ds.write({("events", part): rows[1:]}, metadata={"run_id": "r1"})
+    assert sid is not None and ds.manifest_exists(sid)
+    assert open_dataset(str(tmp_path / "root")).read("events")["seq"].to_pylist() == [2]
