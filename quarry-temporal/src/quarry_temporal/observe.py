@@ -17,14 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from loguru import logger
 
 from quarry_core.interfaces import IngestionPolicy, PolicyConfig, PolicyContext, PolicyStats, Sink
-from quarry_core.partitions import partition_value_error
 from quarry_core.plugins import PluginHost, Provided
 from quarry_core.protocol.frames import ArtifactChunk, Event
 from quarry_core.registrations import IngestionPolicyPlugin
-from quarry_core.runtime.fanout import dedup_key
+from quarry_core.runtime.fanout import admit_enqueue, dedup_key
 from quarry_core.runtime.run import RunSettings
 from quarry_temporal.models import WorkItem
 
@@ -146,22 +144,11 @@ class EnqueueCollector:
         self.received += 1
         if not self.collect:
             return
-        target = str(payload.get("target", ""))
-        params: dict[str, Any] = dict(payload.get("params") or {})
-        resolved = os.path.realpath(os.path.join(self.cwd, target))
-        if not target or not os.path.isfile(resolved):
-            logger.warning("Warning: enqueue target not found, skipped: {} (resolved to {})", target, resolved)
-            self._skip("target_not_found")
+        admitted = admit_enqueue(payload, spawner, self.cwd)
+        if isinstance(admitted, str):
+            self._skip(admitted)
             return
-        overrides = {key: payload.get(key) or None for key in ("source", "category")}
-        for key in ("source", "category"):
-            value = overrides[key] or getattr(spawner, key)
-            err = partition_value_error(key, value)
-            if err:
-                logger.warning("Warning: enqueue {} override rejected, skipped: {}", key, err)
-                self._skip("invalid_partition")
-                return
-        key = dedup_key(resolved, params)
+        key = admitted.key
         if key in self.seen:
             self.deduped += 1
             return
@@ -174,7 +161,11 @@ class EnqueueCollector:
             self.over_budget.append(key)
             return
         item = WorkItem(
-            target=resolved, params=params, dedup_key=key, source=overrides["source"], category=overrides["category"]
+            target=admitted.target,
+            params=admitted.params,
+            dedup_key=key,
+            source=admitted.source_override,
+            category=admitted.category_override,
         )
         size = len(json.dumps(dataclasses.asdict(item), ensure_ascii=False).encode("utf-8")) + 1
         if self.bytes + size > self.max_bytes:

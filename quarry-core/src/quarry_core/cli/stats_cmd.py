@@ -29,6 +29,20 @@ def _window(since: str | None, until: str | None) -> tuple[Any, Any]:
     return parse_since("--since", since), parse_since("--until", until)
 
 
+def _runs(ctx: ReadContext, source: str | None, category: str | None, since: str | None, until: str | None) -> Any:
+    """The run records matching the partitions and the time window."""
+    from quarry_core.cli import read_model
+
+    since_dt, until_dt = _window(since, until)
+    return read_model.filter_runs(
+        ctx.reader().runs(source=source, category=category),
+        source=source,
+        category=category,
+        since=since_dt,
+        until=until_dt,
+    )
+
+
 @stats_app.command("runs")
 @read_command("stats", tui=True)
 def stats_runs(
@@ -41,14 +55,7 @@ def stats_runs(
     """Runs by state and outcome (total, running, succeeded, failed, canceled, by_outcome) plus totals."""
     from quarry_core.cli import read_model
 
-    since_dt, until_dt = _window(since, until)
-    runs = read_model.filter_runs(
-        ctx.reader().runs(source=source, category=category),
-        source=source,
-        category=category,
-        since=since_dt,
-        until=until_dt,
-    )
+    runs = _runs(ctx, source, category, since, until)
     ctx.emit(read_model.stats_runs(runs), title="stats runs")
     return 0
 
@@ -65,14 +72,7 @@ def stats_jobs(
     """Jobs by the state of each job's newest run."""
     from quarry_core.cli import read_model
 
-    since_dt, until_dt = _window(since, until)
-    runs = read_model.filter_runs(
-        ctx.reader().runs(source=source, category=category),
-        source=source,
-        category=category,
-        since=since_dt,
-        until=until_dt,
-    )
+    runs = _runs(ctx, source, category, since, until)
     ctx.emit(read_model.stats_jobs(runs), title="stats jobs")
     return 0
 
@@ -131,13 +131,6 @@ def stats_executors(
     """Runs per executor: runs, running, crashes, launch_failures, last_used_at."""
     from quarry_core.cli import read_model
 
-    since_dt, until_dt = _window(since, until)
-    runs = read_model.filter_runs(
-        ctx.reader().runs(source=source, category=category),
-        source=source,
-        category=category,
-        since=since_dt,
-        until=until_dt,
-    )
+    runs = _runs(ctx, source, category, since, until)
     ctx.emit(list(read_model.executor_stats(runs).values()), title="stats executors")
     return 0

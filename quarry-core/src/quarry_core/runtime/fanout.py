@@ -51,10 +51,12 @@ from quarry_core.runtime.run import RunReport, RunSettings, execute_run
 __all__ = [
     "ISOLATION_LEVELS",
     "SKIP_REASONS",
+    "AdmittedEnqueue",
     "ChildSummary",
     "Crawl",
     "CrawlProgress",
     "FanoutSettings",
+    "admit_enqueue",
     "dedup_key",
     "execute_crawl",
 ]
@@ -147,6 +149,37 @@ def dedup_key(resolved_target: str, params: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+@attrs.frozen
+class AdmittedEnqueue:
+    """An ``enqueue`` that passed the target and partition rules: what a child run needs, and its dedup key."""
+
+    target: str  #: the resolved script path
+    params: dict[str, Any]
+    key: str  #: :func:`dedup_key` of ``target`` and ``params``
+    source_override: str | None
+    category_override: str | None
+
+
+def admit_enqueue(payload: Mapping[str, Any], spawner: RunSettings, cwd: str) -> AdmittedEnqueue | str:
+    """Rules 2 and 3 of the module docstring, shared by local fan-out and orchestrators (Temporal): resolve the
+    target against ``cwd``, check the ``source``/``category`` overrides (else the spawner's values), compute the
+    dedup key. Returns the admitted enqueue, or the skip reason (``target_not_found``, ``invalid_partition``)
+    after logging a warning."""
+    target = str(payload.get("target") or "")
+    params: dict[str, Any] = dict(payload.get("params") or {})
+    resolved = os.path.realpath(os.path.join(cwd, target))
+    if not target or not os.path.isfile(resolved):
+        logger.warning("Warning: enqueue target not found, skipped: {} (resolved to {})", target, resolved)
+        return "target_not_found"
+    overrides = {key: payload.get(key) or None for key in ("source", "category")}
+    for key in ("source", "category"):
+        err = partition_value_error(key, overrides[key] or getattr(spawner, key))
+        if err:
+            logger.warning("Warning: enqueue {} override rejected, skipped: {}", key, err)
+            return "invalid_partition"
+    return AdmittedEnqueue(resolved, params, dedup_key(resolved, params), overrides["source"], overrides["category"])
+
+
 class Crawl:
     """One fan-out crawl: the root, the queue of children, the counters."""
 
@@ -193,27 +226,17 @@ class Crawl:
     def decide(self, spawner: RunSettings, event: Event) -> None:
         """The rules of the module docstring, in order; a queued child wakes the scheduler."""
         self.received += 1
-        p = event.payload
-        target = str(p["target"])
-        params: Mapping[str, Any] = p.get("params") or {}
         depth = spawner.depth + 1
         if depth > self.fanout.depth:
             self._skip("depth_exceeded")
             return
-        resolved = os.path.realpath(os.path.join(self.cwd, target))
-        if not os.path.isfile(resolved):
-            logger.warning("Warning: enqueue target not found, skipped: {} (resolved to {})", target, resolved)
-            self._skip("target_not_found")
+        admitted = admit_enqueue(event.payload, spawner, self.cwd)
+        if isinstance(admitted, str):
+            self._skip(admitted)
             return
-        source = p.get("source") or spawner.source
-        category = p.get("category") or spawner.category
-        for key, value in (("source", source), ("category", category)):
-            err = partition_value_error(key, value)
-            if err:
-                logger.warning("Warning: enqueue {} override rejected, skipped: {}", key, err)
-                self._skip("invalid_partition")
-                return
-        key = dedup_key(resolved, params)
+        resolved, params, key = admitted.target, admitted.params, admitted.key
+        source = admitted.source_override or spawner.source
+        category = admitted.category_override or spawner.category
         if key in self.seen:
             self.deduped += 1
             return
