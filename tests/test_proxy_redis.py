@@ -59,7 +59,10 @@ def redis_prefix() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
-    except redis.exceptions.ConnectionError:
+    except redis.exceptions.ConnectionError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"no Redis at 127.0.0.1:6379 (CI=true: .ci/run must start it): {exc}")
+        print("SKIP: no Redis at 127.0.0.1:6379")
         pytest.skip("no Redis at 127.0.0.1:6379")
     prefix = f"quarry-test:{uuid.uuid4().hex}"
     yield prefix
