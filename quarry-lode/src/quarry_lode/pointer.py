@@ -19,6 +19,7 @@ Other backends plug in with :func:`register_pointer_store`; ``s3`` is registered
 
 from __future__ import annotations
 
+import abc
 import errno
 import fcntl
 import os
@@ -108,13 +109,14 @@ def _parse_pointer(raw: bytes) -> str | None:
     return text if is_snapshot_id(text) else None
 
 
-class _CasStore:
+class _CasStore(abc.ABC):
     """The retry loop shared by every store: full-jitter backoff, 10 ms base, 2 s cap, 3 retries."""
 
     protocol: str = "?"
 
+    @abc.abstractmethod
     def _cas_once(self, path: str, snapshot_id: str) -> tuple[CasOutcome, str | None]:
-        raise NotImplementedError
+        """One read-compare-write of the pointer: the outcome and the pointer's value seen."""
 
     def advance(self, path: str, snapshot_id: str) -> AdvanceResult:
         retries = 0

@@ -244,23 +244,12 @@ class LodeDataset:
         committed_only: bool = True,
     ) -> pa.Table:
         """Rows of ``table`` (with string partition columns) from committed snapshots, in commit order."""
-        files = self.files(
-            table,
-            committed_only=committed_only,
-            source=source,
-            category=category,
-            day=day,
-            run_id=run_id,
-            event_type=event_type,
-        )
-        data_columns = None
-        if columns is not None:
-            data_columns = [c for c in columns if c not in PARTITION_KEYS]
-        parts = [self._with_partition(self._load(f, data_columns), f.partition) for f in files]
-        result = pa.concat_tables(parts, promote_options="default") if parts else self._empty(table)
-        if columns is not None:
-            result = result.select(list(columns))
-        return result
+        filters = {"source": source, "category": category, "day": day, "run_id": run_id, "event_type": event_type}
+        parts = list(self._file_tables(table, filters, columns, None, committed_only))
+        if not parts:
+            empty = self._empty(table)
+            return empty.select(list(columns)) if columns is not None else empty
+        return pa.concat_tables(parts, promote_options="default")
 
     def iter_batches(
         self,
@@ -281,28 +270,32 @@ class LodeDataset:
         ``where`` (a ``pyarrow.compute`` expression over data and partition columns, e.g.
         ``pc.field("seq") > 10``) filters each file's rows. Files left without rows are skipped.
         """
-        files = self.files(
-            table,
-            committed_only=committed_only,
-            source=source,
-            category=category,
-            day=day,
-            run_id=run_id,
-            event_type=event_type,
-        )
+        filters = {"source": source, "category": category, "day": day, "run_id": run_id, "event_type": event_type}
+        for arrow in self._file_tables(table, filters, columns, where, committed_only):
+            if arrow.num_rows:
+                yield arrow
+
+    def _file_tables(
+        self,
+        table: str,
+        filters: Mapping[str, str | None],
+        columns: Sequence[str] | None,
+        where: pc.Expression | None,
+        committed_only: bool,
+    ) -> Iterator[pa.Table]:
+        """One table per matching data file, in commit order: partition columns added, ``where`` applied,
+        ``columns`` selected (and pushed down to the file when no ``where`` needs the others)."""
+        files = self.files(table, committed_only=committed_only, **filters)
         data_columns = None
-        if columns is not None:
+        if columns is not None and where is None:  # a filter may need columns the caller did not ask for
             data_columns = [c for c in columns if c not in PARTITION_KEYS]
-            if where is not None:  # the filter may need columns the caller did not ask for
-                data_columns = None
         for f in files:
             arrow = self._with_partition(self._load(f, data_columns), f.partition)
             if where is not None:
                 arrow = arrow.filter(where)
             if columns is not None:
                 arrow = arrow.select(list(columns))
-            if arrow.num_rows:
-                yield arrow
+            yield arrow
 
     def to_pyarrow_dataset(self, table: str = "events") -> pads.Dataset:
         """A ``pyarrow.dataset`` over the committed files of ``table`` with a string Hive partitioning."""

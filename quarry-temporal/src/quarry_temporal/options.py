@@ -11,8 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from quarry_core.outcomes import ExitCode
-
 __all__ = [
     "AddressOpt",
     "ConfigOpt",
@@ -109,29 +107,11 @@ def storage_params(
     }
 
 
-# typer vendors click privately; reach its exception classes through public ones (as quarry_core.cli does)
-_UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-_ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-
-
 def run_typer(app: typer.Typer, prog_name: str, argv: list[str] | None, on_exit: Callable[[int], Any]) -> int:
     """Run a typer app with click's usage errors mapped to exit 4 (CONTRACT_CLI), like ``quarry`` does."""
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        result = app(args=args, prog_name=prog_name, standalone_mode=False)
-    except _UsageError as exc:
-        exc.show()  # type: ignore[attr-defined]
-        code = int(ExitCode.USAGE)
-    except typer.Abort:
-        sys.stderr.write("Aborted.\n")
-        code = 130
-    except typer.Exit as exc:
-        code = exc.exit_code
-    except _ClickException as exc:
-        exc.show()  # type: ignore[attr-defined]
-        code = int(ExitCode.USAGE)
-    else:
-        code = result if isinstance(result, int) else 0
+    from quarry_core.cli import run_app
+
+    code = run_app(app, prog_name, argv)
     if argv is None:
         on_exit(code)
     return code

@@ -28,7 +28,7 @@ from quarry_core.cli import (
 from quarry_core.outcomes import ExitCode
 from quarry_core.protocol.constants import CONTRACT_VERSION
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_app"]
 
 # typer >= 0.2x vendors click privately; reach its exception classes through public ones.
 _UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -124,9 +124,18 @@ app.add_typer(adapter_cmd.adapter_app)
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps click's usage errors to exit 4."""
+    code = run_app(app, "quarry", argv)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def run_app(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> int:
+    """Run a typer app the way ``quarry`` runs: click's usage errors exit 4 (CONTRACT_CLI), Ctrl-C 130, and the
+    command's int return value is the exit code. ``argv`` ``None`` reads ``sys.argv``; nothing exits here."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=args, prog_name="quarry", standalone_mode=False)
+        result = typer_app(args=args, prog_name=prog_name, standalone_mode=False)
     except _UsageError as exc:
         exc.show()  # type: ignore[attr-defined]
         code = int(ExitCode.USAGE)
@@ -140,6 +149,4 @@ def main(argv: list[str] | None = None) -> int:
         code = int(ExitCode.USAGE)
     else:
         code = result if isinstance(result, int) else 0
-    if argv is None:
-        sys.exit(code)
     return code
