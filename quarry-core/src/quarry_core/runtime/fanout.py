@@ -45,7 +45,7 @@ from quarry_core.plugins import PluginHost
 from quarry_core.protocol.frames import Event
 from quarry_core.runtime.browser import BrowserEndpointError, provision_browser
 from quarry_core.runtime.control import RunControl
-from quarry_core.runtime.pool import ExecutorPool, LimitedPool
+from quarry_core.runtime.pool import ExecutorPool, LimitedPool, PoolTurn
 from quarry_core.runtime.run import RunReport, RunSettings, execute_run
 
 __all__ = [
@@ -268,7 +268,7 @@ class Crawl:
 
     # ------------------------------------------------------------------ scheduling
 
-    async def _child(self, settings: RunSettings) -> ChildSummary:
+    async def _child(self, settings: RunSettings, turn: PoolTurn | None) -> ChildSummary:
         freed = False
 
         def executor_done() -> None:  # the slot frees when the executor does; records may still be written
@@ -284,13 +284,15 @@ class Crawl:
                 self.host,
                 self.control,
                 on_enqueue=self.on_enqueue,
-                pool=self.child_pool,
+                pool=turn,
                 executor_done=executor_done,
             )
         except Exception as exc:  # e.g. storage that cannot open this partition: only this child fails
             logger.error("child run {} failed before it started: {}: {}", settings.run_id, type(exc).__name__, exc)
             return ChildSummary(settings.run_id, Outcome.EXECUTOR_CRASH.value, 0, 0, settings.depth, "")
         finally:
+            if turn is not None:
+                turn.end()
             executor_done()
         if settings.notification is not None and settings.notification.notify_children:
             from quarry_core.runtime.notifications import notify_after_run
@@ -321,7 +323,9 @@ class Crawl:
                 limit = self.fanout.parallel * (2 if self.child_pool is not None else 1)
                 while self.queue and self.active < limit:
                     self.active += 1
-                    running.add(asyncio.create_task(self._child(self.queue.popleft())))
+                    # children get executors in queue order, whichever finishes its setup first
+                    turn = self.child_pool.turn() if self.child_pool is not None else None
+                    running.add(asyncio.create_task(self._child(self.queue.popleft(), turn)))
                 if self._root_done and not self.queue and not running:
                     return
                 self._wake.clear()

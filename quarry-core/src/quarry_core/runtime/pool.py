@@ -22,7 +22,7 @@ from quarry_core.plugins import PluginHost
 from quarry_core.protocol.frames import Shutdown
 from quarry_core.runtime.process import ExecutorProcess, default_stderr_printer
 
-__all__ = ["ExecutorPool", "ExecutorSource", "LimitedPool", "WarmExecutor"]
+__all__ = ["ExecutorPool", "ExecutorSource", "LimitedPool", "PoolTurn", "WarmExecutor"]
 
 _RETIRE_WAIT = 10.0
 _STOP_GRACE = 2.0
@@ -47,7 +47,7 @@ class WarmExecutor:
 
 
 class ExecutorSource(Protocol):
-    """Where a run gets its warm executor from (:class:`ExecutorPool`, :class:`LimitedPool`)."""
+    """Where a run gets its warm executor from (:class:`ExecutorPool`, :class:`LimitedPool`, :class:`PoolTurn`)."""
 
     async def acquire(self) -> WarmExecutor: ...
 
@@ -56,11 +56,20 @@ class ExecutorSource(Protocol):
 
 class LimitedPool:
     """A view of a pool that lends at most ``limit`` executors at once (fan-out children: ``--parallel``);
-    ``acquire`` waits for a free slot, so runs can do their setup before their turn comes."""
+    ``acquire`` waits for a free slot, so runs can do their setup before their turn comes. Runs that must get
+    their executors in a fixed order take a :meth:`turn` each, in that order."""
 
     def __init__(self, pool: ExecutorPool, limit: int) -> None:
         self.pool = pool
         self._slots = asyncio.Semaphore(limit)
+        self._last_turn: asyncio.Future[None] | None = None
+
+    def turn(self) -> PoolTurn:
+        """A view whose ``acquire`` waits until every earlier turn has acquired (or ended): executors go out in
+        the order the turns were taken, whichever run finishes its setup first."""
+        previous = self._last_turn
+        self._last_turn = asyncio.get_running_loop().create_future()
+        return PoolTurn(self, previous, self._last_turn)
 
     async def acquire(self) -> WarmExecutor:
         await self._slots.acquire()
@@ -75,6 +84,31 @@ class LimitedPool:
             self.pool.release(warm, reusable=reusable)
         finally:
             self._slots.release()
+
+
+class PoolTurn:
+    """One run's place in a :class:`LimitedPool`'s queue (see :meth:`LimitedPool.turn`); call :meth:`end` when
+    the run is over, acquired or not, so that later turns never wait for it."""
+
+    def __init__(self, pool: LimitedPool, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
+        self._pool = pool
+        self._previous = previous
+        self._mine = mine
+
+    async def acquire(self) -> WarmExecutor:
+        try:
+            if self._previous is not None:
+                await self._previous
+            return await self._pool.acquire()
+        finally:
+            self.end()
+
+    def release(self, warm: WarmExecutor, *, reusable: bool) -> None:
+        self._pool.release(warm, reusable=reusable)
+
+    def end(self) -> None:
+        if not self._mine.done():
+            self._mine.set_result(None)
 
 
 class ExecutorPool:
