@@ -283,6 +283,56 @@ def stop_reuse_server(directory: Path) -> None:
         time.sleep(0.05)
 
 
+#: ``--cpu``: sample the CPU time of every process of each contender (psutil) and print it by kind
+CPU_BY_PROCESS = False
+
+
+def _process_kind(cmdline: list[str], top: bool) -> str:
+    joined = " ".join(cmdline)
+    if top:
+        return "main process"
+    if "chrom" in joined:
+        for flag in cmdline:
+            if flag.startswith("--type="):
+                return "renderers" if flag == "--type=renderer" else "other Chromium"
+        return "browsers"
+    if "node" in (cmdline[0] if cmdline else "") or ("playwright" in joined and "driver" in joined):
+        return "Playwright drivers"
+    if "quarry_executor" in joined:
+        return "executors"
+    return "other"
+
+
+def run_sampled(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[Any, dict[str, float]]:
+    """Run ``cmd`` like ``subprocess.run``, sampling every process of its tree every 50 ms: CPU s by kind."""
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        root = psutil.Process(proc.pid)
+        seen: dict[int, tuple[str, float]] = {}
+        while proc.poll() is None:
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                procs = []
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    kind = seen[p.pid][0] if p.pid in seen else _process_kind(p.cmdline(), p.pid == proc.pid)
+                    seen[p.pid] = (kind, t.user + t.system)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+        by_kind: dict[str, float] = {}
+        for kind, cpu in seen.values():
+            by_kind[kind] = by_kind.get(kind, 0.0) + cpu
+        by_kind["total"] = sum(by_kind.values())
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()), by_kind
+
+
 def run_contender(name: str, url: str, concurrency: int, chromium: str, workdir: Path) -> dict[str, Any]:
     """Time one contender in a fresh subprocess; return ``{seconds, items}`` or ``{error}``."""
     # every contender may cache bytecode: with PYTHONDONTWRITEBYTECODE each new interpreter (Quarry's warm
@@ -312,7 +362,11 @@ def run_contender(name: str, url: str, concurrency: int, chromium: str, workdir:
         cmd += ["--chromium", chromium, "--out", str(out)]
         env["CRAWLEE_STORAGE_DIR"] = str(workdir / "crawlee-storage")
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
+    if CPU_BY_PROCESS:
+        proc, cpu = run_sampled(cmd, cwd=workdir, env=env)
+        print("    CPU s by process: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), file=sys.stderr, flush=True)
+    else:
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
@@ -420,6 +474,7 @@ def main() -> int:
     parser.add_argument("--only", help=f"comma-separated contenders ({', '.join(LABELS)})")
     parser.add_argument("--json", help="also write the results as JSON to this path")
     parser.add_argument("--quarry-args", default="", help="extra quarry run arguments, e.g. --no-browser-reuse")
+    parser.add_argument("--cpu", action="store_true", help="print CPU seconds by process kind (psutil samples)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -439,6 +494,8 @@ def main() -> int:
         print(f"error: unknown contender(s) {', '.join(unknown)} (valid: {', '.join(LABELS)})", file=sys.stderr)
         return 4
     QUARRY_EXTRA[:] = args.quarry_args.split()
+    global CPU_BY_PROCESS
+    CPU_BY_PROCESS = args.cpu
     results = bench(args)
     print(report(results, args))
     if args.json:

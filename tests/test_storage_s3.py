@@ -215,9 +215,11 @@ def test_concurrent_runs_on_s3_count_every_lost_pointer_race(endpoint: str, tmp_
     exhausted = sum(err.count("not advanced to") for _, err in outs)
     warnings = [line for _, err in outs for line in err.splitlines() if "Warning" in line]
     # Each run's metrics record is built before its final commit (the run and metrics records share that snapshot),
-    # so only the races of that one last commit per run (at most 3 retries each) can be missing from the counter.
+    # and the pointer is advanced after a commit returns (CONTRACT_LODE §5, deferred pointer): only the races of the
+    # advance in flight then and of the final commit's own advance (at most 3 retries each, per run) can be
+    # missing from the counter.
     counted_elsewhere = (lost - exhausted) - retries
-    assert 0 <= counted_elsewhere <= 2 * 3, (retries, lost, exhausted, statuses, warnings)
+    assert 0 <= counted_elsewhere <= 2 * 2 * 3, (retries, lost, exhausted, statuses, warnings)
     print(f"pointer races lost: {lost}, retries counted: {retries}, exhausted: {exhausted}")
 
     events = pyarrow_table(endpoint, "race", "events").to_pylist()

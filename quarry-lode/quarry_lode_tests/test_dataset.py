@@ -3,7 +3,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,86 @@ def test_processes_commit_concurrently(tmp_path: Path) -> None:
     leftovers = [p for p in tmp_path.rglob("*.tmp")]
     assert leftovers == []
     assert os.listdir(tmp_path / "datasets/quarry/_snapshots")
+
+
+class SlowCountingStore(LocalPointerStore):
+    """A local store whose pointer advances take 30 ms and are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.advances: list[str] = []
+
+    def advance(self, path: str, snapshot_id: str) -> Any:
+        self.advances.append(snapshot_id)
+        time.sleep(0.03)
+        return super().advance(path, snapshot_id)
+
+
+def test_deferred_pointer_coalesces_and_flush_waits(tmp_path: Path) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    store = SlowCountingStore()
+    ds = Dataset(LocalFileSystem(), str(tmp_path), store=store, defer_pointer=True)
+    ids = []
+    for i in range(1, 21):
+        result = ds.commit({("events", PART): rows(1, start=i)}, metadata={})
+        assert result is not None and result.created and not result.pointer_advanced
+        ids.append(result.snapshot_id)
+    # every commit is visible at once through the listing, whatever the pointer says
+    assert [m.snapshot_id for m in open_dataset(str(tmp_path)).snapshots()] == ids[::-1]
+    assert ds.flush_pointer(10)
+    assert Path(ds.layout.pointer_path).read_text().strip() == ids[-1]
+    # commits made while an advance was in flight were coalesced into the next one, in order
+    assert 1 <= len(store.advances) < len(ids)
+    assert store.advances == sorted(store.advances) and store.advances[-1] == ids[-1]
+    # the parent is our own previous commit even while the pointer lags behind it
+    parents = [ds_manifest(ds, sid)["parent_snapshot_id"] for sid in ids]
+    assert parents == [None, *ids[:-1]]
+
+
+def ds_manifest(ds: Dataset, sid: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(Path(ds.layout.manifest_path(sid)).read_text())
+    return loaded
+
+
+def test_deferred_pointer_failure_is_a_warning_with_the_path(tmp_path: Path) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    ds = Dataset(LocalFileSystem(), str(tmp_path), defer_pointer=True)
+    (tmp_path / "datasets/quarry/_latest").mkdir(parents=True)  # cannot be replaced by a file
+    messages: list[str] = []
+    logger.enable("quarry_lode")
+    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING", format="{message}")
+    try:
+        sid = ds.write({("events", PART): rows(1)}, metadata={})
+        assert ds.flush_pointer(10)
+    finally:
+        logger.remove(sink)
+        logger.disable("quarry_lode")
+    assert open_dataset(str(tmp_path)).read().num_rows == 1
+    assert any(m.startswith(f"Warning: latest pointer not advanced to {sid}") and "_latest" in m for m in messages)
+
+
+def test_deferred_pointer_is_advanced_at_interpreter_exit(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from fsspec.implementations.local import LocalFileSystem\n"
+        "from quarry_lode.dataset import Dataset\n"
+        "from quarry_lode.pointer import LocalPointerStore\n"
+        "import time\n"
+        "class Slow(LocalPointerStore):\n"
+        "    def advance(self, path, sid):\n"
+        "        time.sleep(0.2)\n"
+        "        return super().advance(path, sid)\n"
+        "ds = Dataset(LocalFileSystem(), sys.argv[1], store=Slow(), defer_pointer=True)\n"
+        "from quarry_lode.layout import Partition\n"
+        "from datetime import datetime, UTC\n"
+        "part = Partition('s', 'c', '2026-11-25', 'r1', 'item')\n"
+        "row = {'record_kind': 'event', 'event_id': 'e1', 'seq': 1, 'type': 'item',\n"
+        "       'ts': datetime(2026, 11, 25, tzinfo=UTC), 'payload': '{}', 'attempt': 1, 'policy': 'strict'}\n"
+        "print(ds.write({('events', part): [row]}, metadata={}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    sid = proc.stdout.strip()
+    assert (tmp_path / "datasets/quarry/_latest").read_text().strip() == sid

@@ -17,8 +17,14 @@ MakeEvent = Callable[..., Event]
 
 
 def write(b: LodeBackend, run_id: str, events: list[Event], source: str = "s") -> str | None:
-    rs = b.open_run(RunPartition(source, "c", "2026-11-25", run_id))
-    return asyncio.run(rs.write_events(events, policy="strict"))
+    async def go() -> str | None:
+        rs = b.open_run(RunPartition(source, "c", "2026-11-25", run_id))
+        try:
+            return await rs.write_events(events, policy="strict")
+        finally:
+            await rs.close()  # as a run does: waits for the deferred pointer
+
+    return asyncio.run(go())
 
 
 def metrics(ts: str, **extra: object) -> dict[str, object]:

@@ -163,8 +163,10 @@ def test_retries_reach_the_run_storage_counter(endpoint: str, make_event: Callab
     backend.dataset.store = Interfering(backend.fs, endpoint, [new_snapshot_id()])
     rs = backend.open_run(RunPartition("shop/eu", "default", "2026-11-25", "r1"))
     asyncio.run(rs.write_events([make_event(1)], policy="strict"))
+    assert backend.dataset.flush_pointer(30)  # the backend advances the pointer after the commit returns
     assert rs.write_retries == 1
     asyncio.run(rs.write_events([make_event(2)], policy="strict"))  # no interference left
+    asyncio.run(rs.close())
     assert rs.write_retries == 1
 
 

@@ -54,6 +54,13 @@ def _committed_events(endpoint: str) -> list[dict[str, Any]]:
     )
 
 
+def _committed_or_none(endpoint: str) -> list[dict[str, Any]]:
+    try:
+        return _committed_events(endpoint)
+    except (OSError, ValueError):  # nothing written yet (no such prefix), or a file listed mid-write
+        return []
+
+
 def test_s3_going_away_mid_run_is_a_prompt_policy_failure(credentials: None) -> None:
     import boto3
 
@@ -66,7 +73,12 @@ def test_s3_going_away_mid_run_is_a_prompt_policy_failure(credentials: None) -> 
     cmd += ["--storage-path", f"s3://{BUCKET}/data", "--storage-endpoint", endpoint, "--storage-s3-path-style"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        time.sleep(4)  # the script commits an item every ~20 ms meanwhile
+        # the script commits an item every ~20 ms: wait until 20 items are readable (however slow the machine)
+        deadline = time.monotonic() + 90
+        while len([r for r in _committed_or_none(endpoint) if r["event_type"] == "item"]) < 20:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "20 items were not committed within 90 s"
+            time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()
         server.stop()
         stopped = time.monotonic()

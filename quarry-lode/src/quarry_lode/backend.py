@@ -41,12 +41,15 @@ __all__ = [
     "LodeRunStorage",
     "event_row",
     "make_backend",
+    "shared_backend",
 ]
 
 #: ``metadata.writer`` of every manifest Quarry writes.
 WRITER = "quarry-lode/0.1.0"
 #: Tables ``write_records`` accepts.
 RECORD_TABLES: tuple[str, ...] = ("runs", "metrics", "outbox")
+#: how long closing run storage waits for the deferred pointer (the pointer lock alone may take 10 s)
+POINTER_FLUSH_TIMEOUT = 15.0
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -213,6 +216,7 @@ class LodeRunStorage:
         self._offsets: dict[str, int] = {}
         self._sidecars = SidecarWriter(dataset, partition)
         self._retries = 0
+        self._retries_lock = threading.Lock()
         self._foreign_ids: dict[str, str] = {}
         self._closed = False
 
@@ -243,10 +247,14 @@ class LodeRunStorage:
             raise RuntimeError("run storage is closed")
         pending = self._sidecars.pending() if with_sidecars else []
         result = await asyncio.to_thread(
-            self.dataset.commit, groups, metadata=self._metadata(pending), snapshot_id=snapshot_id
+            self.dataset.commit,
+            groups,
+            metadata=self._metadata(pending),
+            snapshot_id=snapshot_id,
+            on_pointer=self._count_retries,
         )
         if result is not None:
-            self._retries += result.retries
+            self._count_retries(result.retries)
             if result.created and pending:
                 self._sidecars.clear(pending)
         return result, pending
@@ -327,14 +335,20 @@ class LodeRunStorage:
         """Sidecar inventory not yet recorded in a snapshot's metadata."""
         return self._sidecars.pending()
 
+    def _count_retries(self, retries: int) -> None:  # on the pointer advancer's thread
+        if retries:
+            with self._retries_lock:
+                self._retries += retries
+
     @property
     def write_retries(self) -> int:
-        """Pointer compare-and-swap retries of this run's commits so far."""
+        """Pointer compare-and-swap retries of this run's commits so far (advances finished by now)."""
         return self._retries
 
     async def close(self) -> None:
-        """Stop accepting writes (nothing is buffered here)."""
+        """Stop accepting writes and wait for the deferred pointer advance of this run's last commit."""
         self._closed = True
+        await asyncio.to_thread(self.dataset.flush_pointer, POINTER_FLUSH_TIMEOUT)
 
 
 class LodeBackend:
@@ -360,6 +374,7 @@ class LodeBackend:
             codec=config.codec,
             compression=config.compression,
             store=pointer_store_for(fs, conditional_writes=location.conditional_writes),
+            defer_pointer=True,
         )
 
     def open_run(self, partition: RunPartition) -> LodeRunStorage:
@@ -376,5 +391,40 @@ class LodeBackend:
 
 
 def make_backend(config: StorageConfig) -> LodeBackend:
-    """Factory of the ``lode`` storage backend plugin."""
+    """A new ``lode`` storage backend."""
     return LodeBackend(config)
+
+
+_SHARED: dict[str, LodeBackend] = {}
+_SHARED_LOCK = threading.Lock()
+_MAX_SHARED = 32
+
+
+def shared_backend(config: StorageConfig) -> LodeBackend:
+    """Factory of the ``lode`` storage backend plugin: one backend per storage location and dataset settings.
+
+    Every run of a process (a crawl's children, a Temporal worker's activities) that writes to the same dataset
+    shares one :class:`Dataset`, so its deferred pointer advances are coalesced across runs and the local store's
+    directory cache is warm. Backends hold no per-run state (``open_run`` makes that).
+    """
+    location = resolve_location(config)
+    key = json.dumps(
+        [
+            location.url,
+            location.conditional_writes,
+            config.dataset,
+            config.codec,
+            config.compression,
+            location.storage_options,
+        ],
+        sort_keys=True,
+        default=repr,
+    )
+    with _SHARED_LOCK:
+        backend = _SHARED.get(key)
+        if backend is None:
+            backend = LodeBackend(config)
+            if len(_SHARED) >= _MAX_SHARED:
+                _SHARED.clear()
+            _SHARED[key] = backend
+        return backend

@@ -16,7 +16,7 @@ import functools
 import gzip
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeGuard
 
@@ -317,41 +317,102 @@ def _as_mapping(value: Any, what: str) -> Mapping[str, Any]:
     raise ValueError(f"{what}: expected a mapping, got {type(value).__name__}")
 
 
-def _convert(value: Any, typ: pa.DataType, what: str) -> Any:
+#: ``convert(value, what) -> column value`` for one Arrow type; ``what`` names the field in error messages.
+Converter = Callable[[Any, str], Any]
+
+
+def _to_timestamp(value: Any, what: str) -> Any:
     if value is None:
         return None
-    if pa.types.is_timestamp(typ):
-        try:
-            return parse_ts(value)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"{what}: not an RFC 3339 timestamp: {value!r}") from exc
-    if pa.types.is_map(typ):
-        m = _as_mapping(value, what)
-        return {str(k): int(v) for k, v in m.items()}
-    if pa.types.is_struct(typ):
-        m = _as_mapping(value, what)
-        names = {typ.field(i).name: typ.field(i).type for i in range(typ.num_fields)}
-        unknown = sorted(set(m) - set(names))
-        if unknown:
-            raise ValueError(f"{what}: unknown field(s) {', '.join(unknown)}")
-        return {k: _convert(m.get(k), t, f"{what}.{k}") for k, t in names.items()}
-    if pa.types.is_list(typ):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise ValueError(f"{what}: expected a list, got {type(value).__name__}")
-        return [_convert(v, typ.value_type, f"{what}[]") for v in value]
-    if pa.types.is_integer(typ):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{what}: expected an integer, got {type(value).__name__}")
+    try:
+        return parse_ts(value)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{what}: not an RFC 3339 timestamp: {value!r}") from exc
+
+
+def _to_counter_map(value: Any, what: str) -> Any:
+    if value is None:
+        return None
+    return {str(k): int(v) for k, v in _as_mapping(value, what).items()}
+
+
+def _to_int(value: Any, what: str) -> Any:
+    if value is None or (type(value) is int):
         return value
-    if pa.types.is_boolean(typ):
-        if not isinstance(value, bool):
-            raise ValueError(f"{what}: expected a boolean, got {type(value).__name__}")
-        return value
-    if pa.types.is_binary(typ):
-        return bytes(value)
-    if not isinstance(value, str):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what}: expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _to_bool(value: Any, what: str) -> Any:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{what}: expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _to_bytes(value: Any, what: str) -> Any:
+    return None if value is None else bytes(value)
+
+
+def _to_text(value: Any, what: str) -> Any:
+    if value is not None and not isinstance(value, str):
         raise ValueError(f"{what}: expected text, got {type(value).__name__}")
     return value
+
+
+def _struct_converter(typ: pa.StructType) -> Converter:
+    fields = [(typ.field(i).name, _converter(typ.field(i).type)) for i in range(typ.num_fields)]
+    names = {name for name, _ in fields}
+
+    def convert(value: Any, what: str) -> Any:
+        if value is None:
+            return None
+        m = _as_mapping(value, what)
+        if not names.issuperset(m):
+            raise ValueError(f"{what}: unknown field(s) {', '.join(sorted(set(m) - names))}")
+        return {k: conv(m.get(k), f"{what}.{k}") for k, conv in fields}
+
+    return convert
+
+
+def _list_converter(typ: pa.ListType) -> Converter:
+    item = _converter(typ.value_type)
+
+    def convert(value: Any, what: str) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise ValueError(f"{what}: expected a list, got {type(value).__name__}")
+        return [item(v, f"{what}[]") for v in value]
+
+    return convert
+
+
+@functools.cache
+def _converter(typ: pa.DataType) -> Converter:
+    """The converter of an Arrow type (built once per type: record preparation runs for every run record)."""
+    if pa.types.is_timestamp(typ):
+        return _to_timestamp
+    if pa.types.is_map(typ):
+        return _to_counter_map
+    if pa.types.is_struct(typ):
+        return _struct_converter(typ)
+    if pa.types.is_list(typ):
+        return _list_converter(typ)
+    if pa.types.is_integer(typ):
+        return _to_int
+    if pa.types.is_boolean(typ):
+        return _to_bool
+    if pa.types.is_binary(typ):
+        return _to_bytes
+    return _to_text
+
+
+@functools.cache
+def _record_fields(table: str) -> dict[str, tuple[bool, Converter]]:
+    """Field name → (is a JSON column, converter) for one record table."""
+    json_cols = JSON_COLUMNS[table]
+    return {f.name: (f.name in json_cols, _converter(f.type)) for f in SCHEMAS[table]}
 
 
 def prepare_record(table: str, record: Mapping[str, Any], partition: Mapping[str, str]) -> dict[str, Any]:
@@ -363,9 +424,8 @@ def prepare_record(table: str, record: Mapping[str, Any], partition: Mapping[str
     """
     if table not in RECORD_KINDS:
         raise ValueError(f"table {table!r} does not take records (valid: {', '.join(sorted(RECORD_KINDS))})")
-    schema = SCHEMAS[table]
     kind = RECORD_KINDS[table]
-    json_cols = JSON_COLUMNS[table]
+    fields = _record_fields(table)
     row: dict[str, Any] = {}
     for key, value in record.items():
         if key in PARTITION_KEYS:
@@ -376,14 +436,14 @@ def prepare_record(table: str, record: Mapping[str, Any], partition: Mapping[str
             if value not in (None, kind):
                 raise ValueError(f"{table} record: record_kind must be {kind!r}, got {value!r}")
             continue
-        idx = schema.get_field_index(key)
-        if idx < 0:
+        spec = fields.get(key)
+        if spec is None:
             raise ValueError(f"{table} record: unknown field {key!r}")
-        typ = schema.field(idx).type
-        if key in json_cols and value is not None:
+        is_json, convert = spec
+        if is_json and value is not None:
             row[key] = _json_text(value)
         else:
-            row[key] = _convert(value, typ, f"{table} record: {key}")
+            row[key] = convert(value, f"{table} record: {key}")
     for name in _REQUIRED.get(table, ()):
         if row.get(name) is None:
             raise ValueError(f"{table} record missing required field: {name}")

@@ -8,6 +8,10 @@
 4. read the pointer (``parent_snapshot_id``), then create the manifest create-only; "already exists" means
    an earlier attempt committed, which is success;
 5. advance the pointer; a failure there is only a warning, the snapshot stays committed.
+
+With ``defer_pointer=True`` (what Quarry's storage backend uses) step 5 runs on a :class:`PointerAdvancer`
+thread after ``commit`` returns, coalescing the ids of commits made meanwhile; :meth:`Dataset.flush_pointer`
+waits for it (run storage does on close, every live dataset at interpreter exit).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +30,7 @@ from quarry_lode.codecs import TS_COLUMNS, encode_rows, format_ts, is_columnar
 from quarry_lode.errors import classify
 from quarry_lode.layout import Layout, Partition, data_extension, validate_dataset_name
 from quarry_lode.manifest import Manifest, ManifestFile
-from quarry_lode.pointer import PointerStore, fs_protocol, pointer_store_for
+from quarry_lode.pointer import PointerAdvancer, PointerStore, fs_protocol, pointer_store_for
 from quarry_lode.settings import validate_codec
 from quarry_lode.snapshot import is_snapshot_id, new_snapshot_id
 
@@ -81,6 +85,7 @@ class Dataset:
 
     ``fs`` is an fsspec filesystem and ``root`` a path in its own form (what ``url_to_fs`` returns). Safe to
     use from several threads; the commit protocol makes concurrent writers (threads or processes) safe.
+    ``defer_pointer`` moves step 5 (the advisory pointer) off the commit path (module docstring).
     """
 
     def __init__(
@@ -92,16 +97,33 @@ class Dataset:
         codec: str = "parquet",
         compression: str | None = None,
         store: PointerStore | None = None,
+        defer_pointer: bool = False,
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/") or "/"
         self.name = validate_dataset_name(name)
         self.codec, self.compression = validate_codec(codec, compression)
         self.layout = Layout(self.root, self.name)
-        self.store = store if store is not None else pointer_store_for(fs)
+        self._store = store if store is not None else pointer_store_for(fs)
         self.protocol = fs_protocol(fs)
         self._lock = threading.Lock()
         self._retries = 0
+        self._advancer = (
+            PointerAdvancer(self._store, self.layout.pointer_path, display=self.display(self.layout.pointer_path))
+            if defer_pointer
+            else None
+        )
+
+    @property
+    def store(self) -> PointerStore:
+        """The filesystem's atomic primitives (replaceable, e.g. by a test that injects conflicts)."""
+        return self._store
+
+    @store.setter
+    def store(self, store: PointerStore) -> None:
+        self._store = store
+        if self._advancer is not None:
+            self._advancer.store = store
 
     @classmethod
     def open(
@@ -130,8 +152,12 @@ class Dataset:
 
     @property
     def write_retries(self) -> int:
-        """Pointer compare-and-swap retries of every commit through this object."""
-        return self._retries
+        """Pointer compare-and-swap retries of every commit through this object (finished advances)."""
+        return self._retries + (self._advancer.retries if self._advancer is not None else 0)
+
+    def flush_pointer(self, timeout: float | None = None) -> bool:
+        """Wait until deferred pointer advances cover every commit so far; ``False`` on timeout."""
+        return self._advancer.flush(timeout) if self._advancer is not None else True
 
     def display(self, path: str) -> str:
         """``path`` as shown in error messages."""
@@ -154,9 +180,18 @@ class Dataset:
         return result.snapshot_id if result is not None else None
 
     def commit(
-        self, groups: Groups, *, metadata: Mapping[str, Any], snapshot_id: str | None = None
+        self,
+        groups: Groups,
+        *,
+        metadata: Mapping[str, Any],
+        snapshot_id: str | None = None,
+        on_pointer: Callable[[int], None] | None = None,
     ) -> CommitResult | None:
-        """Like :meth:`write`, returning the details. Failures raise classified ``StorageError``s."""
+        """Like :meth:`write`, returning the details. Failures raise classified ``StorageError``s.
+
+        With a deferred pointer the result has ``pointer_advanced=False`` and ``retries=0``; ``on_pointer`` is
+        called (on the advancer's thread) with the retries once an advance covers this snapshot.
+        """
         todo = {key: rows for key, rows in groups.items() if rows}
         if not todo:
             return None
@@ -197,6 +232,10 @@ class Dataset:
         except Exception as exc:  # informative only
             logger.debug("reading {} failed: {}", pointer, exc)
             parent = None
+        if self._advancer is not None:  # the pointer may lag behind our own newest commit
+            latest = self._advancer.latest
+            if latest is not None and (parent is None or latest > parent):
+                parent = latest
         manifest = Manifest(
             dataset_id=self.name,
             snapshot_id=sid,
@@ -214,6 +253,9 @@ class Dataset:
             raise classify(exc, "write", self.display(mpath)) from exc
         if not created:
             return CommitResult(sid, created=False)
+        if self._advancer is not None:
+            self._advancer.request(sid, on_pointer)
+            return CommitResult(sid, created=True, manifest=manifest)
 
         retries = 0
         advanced = False

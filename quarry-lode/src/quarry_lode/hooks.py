@@ -25,9 +25,9 @@ __all__ = [
 
 
 def _factory(config: StorageConfig) -> LodeBackend:
-    from quarry_lode.backend import LodeBackend
+    from quarry_lode.backend import shared_backend
 
-    return LodeBackend(config)
+    return shared_backend(config)
 
 
 def _validate(config: StorageConfig) -> None:

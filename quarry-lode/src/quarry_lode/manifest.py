@@ -124,8 +124,8 @@ class Manifest:
         return d
 
     def to_bytes(self) -> bytes:
-        """Serialised manifest: 2-space-indented UTF-8 JSON and a newline."""
-        return (json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        """Serialised manifest: compact UTF-8 JSON on one line and a newline (``jq .`` pretty-prints it)."""
+        return (json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Manifest:

@@ -20,6 +20,7 @@ Other backends plug in with :func:`register_pointer_store`; ``s3`` is registered
 from __future__ import annotations
 
 import abc
+import atexit
 import errno
 import fcntl
 import os
@@ -28,12 +29,14 @@ import secrets
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 import attrs
 from loguru import logger
 
+from quarry_lode.errors import classify
 from quarry_lode.snapshot import is_snapshot_id
 
 if TYPE_CHECKING:
@@ -44,8 +47,10 @@ __all__ = [
     "GenericPointerStore",
     "LocalPointerStore",
     "MemoryPointerStore",
+    "PointerAdvancer",
     "PointerStore",
     "PointerStoreFactory",
+    "flush_all_pointers",
     "fs_protocol",
     "pointer_store_for",
     "register_pointer_store",
@@ -138,6 +143,129 @@ class _CasStore(abc.ABC):
             retries,
         )
         return AdvanceResult(False, current, retries, exhausted=True)
+
+
+#: ``PointerAdvancer`` callbacks: the retries spent on the advance that covered the commit's id.
+PointerCallback = Callable[[int], None]
+#: how long an idle advancer thread waits for the next request before it ends
+_LINGER = 0.25
+#: at most one advance per this many seconds (commits in between are coalesced into the next)
+_MIN_INTERVAL = 0.010
+_advancers: weakref.WeakSet[PointerAdvancer] = weakref.WeakSet()
+_advancers_lock = threading.Lock()
+
+
+class PointerAdvancer:
+    """Advances one dataset's pointer off the commit path (CONTRACT_LODE §5 step 5, deferred).
+
+    A commit is the manifest: once it exists the snapshot is committed and readers find it by listing, so the
+    advisory pointer need not move before ``commit`` returns. :meth:`request` hands the id to one worker
+    thread, which runs the store's compare-and-swap (:meth:`PointerStore.advance`) for the **newest** id
+    requested so far, at most once per 10 ms: ids requested while an advance is in flight or due are coalesced
+    into the next one (the pointer is monotonic, so moving it to the newest id is what advancing it to each in
+    turn would end with).
+    :meth:`flush` waits until every requested id is covered; every live advancer is flushed at interpreter exit.
+    Failures are warnings, as in the synchronous protocol. Retries are summed in :attr:`retries` and passed to
+    the callbacks of the commits an advance covered: all of them to the last one requested, 0 to the others.
+    """
+
+    def __init__(self, store: PointerStore, path: str, *, display: str | None = None) -> None:
+        self.store = store
+        self.path = path
+        self.display = display if display is not None else path
+        self.retries = 0
+        self._cond = threading.Condition()
+        self._pending: str | None = None
+        self._callbacks: list[PointerCallback] = []
+        self._latest: str | None = None  # newest id requested
+        self._covered: str | None = None  # newest id an advance finished for (advanced or not)
+        self._worker: threading.Thread | None = None
+        self._urgent = False  # a flush is waiting: advance now
+        with _advancers_lock:
+            _advancers.add(self)
+
+    @property
+    def latest(self) -> str | None:
+        """The newest snapshot id requested (committed by this process), whether or not the pointer names it."""
+        return self._latest
+
+    def request(self, snapshot_id: str, callback: PointerCallback | None = None) -> None:
+        """Advance the pointer to ``snapshot_id`` (or a newer id) soon, in the background."""
+        with self._cond:
+            if self._latest is None or snapshot_id > self._latest:
+                self._latest = snapshot_id
+            if self._pending is None or snapshot_id > self._pending:
+                self._pending = snapshot_id
+            if callback is not None:
+                self._callbacks.append(callback)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="lode-pointer", daemon=True)
+                self._worker.start()
+            else:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every id requested so far is covered by a finished advance; ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._latest
+            self._urgent = True
+            self._cond.notify_all()
+            while target is not None and (self._covered is None or self._covered < target):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _run(self) -> None:
+        last = -_MIN_INTERVAL
+        while True:
+            with self._cond:
+                if self._pending is None:
+                    self._cond.wait(_LINGER)
+                if self._pending is None:
+                    self._worker = None
+                    return
+                # at most one advance per interval: commits made meanwhile share the next one (a flush skips this)
+                wait = last + _MIN_INTERVAL - time.monotonic()
+                if wait > 0 and not self._urgent:
+                    self._cond.wait(wait)
+                    continue
+                sid, callbacks = self._pending, self._callbacks
+                self._pending, self._callbacks, self._urgent = None, [], False
+            retries = 0
+            try:
+                retries = self.store.advance(self.path, sid).retries
+            except Exception as exc:
+                logger.warning(
+                    "Warning: latest pointer not advanced to {}: {}",
+                    sid,
+                    classify(exc, "write", self.display, precondition="conflict"),
+                )
+            last = time.monotonic()
+            with self._cond:
+                self.retries += retries
+                if self._covered is None or sid > self._covered:
+                    self._covered = sid
+                self._cond.notify_all()
+            for i, callback in enumerate(callbacks):
+                try:
+                    callback(retries if i == len(callbacks) - 1 else 0)
+                except Exception as exc:  # a callback only counts; never let it stop the worker
+                    logger.debug("pointer callback failed: {}", exc)
+
+
+def flush_all_pointers(timeout: float = 15.0) -> None:
+    """Flush every live :class:`PointerAdvancer` (called at interpreter exit; the pointer lock waits 10 s)."""
+    with _advancers_lock:
+        advancers = list(_advancers)
+    deadline = time.monotonic() + timeout
+    for advancer in advancers:
+        advancer.flush(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(flush_all_pointers)
 
 
 def _copy(data: bytes | BinaryIO, out: IO[bytes]) -> None:

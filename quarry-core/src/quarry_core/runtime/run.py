@@ -144,7 +144,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: script path → (stat signature, sha256): a crawl's children run the same few scripts
+_SCRIPT_HASHES: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+
+
 def _sha256_file(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _SCRIPT_HASHES.get(path)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -152,6 +164,9 @@ def _sha256_file(path: str) -> str:
                 h.update(block)
     except OSError:
         return ""
+    if len(_SCRIPT_HASHES) >= 256:
+        _SCRIPT_HASHES.clear()
+    _SCRIPT_HASHES[path] = (signature, h.hexdigest())
     return h.hexdigest()
 
 
