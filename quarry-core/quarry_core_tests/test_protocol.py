@@ -7,6 +7,7 @@ import asyncio
 import io
 import struct
 import uuid
+from typing import Any
 
 import cbor2
 import pytest
@@ -356,3 +357,28 @@ def test_frame_reader_classifies_stream_ends() -> None:
 def test_encode_refuses_oversized_frames() -> None:
     with pytest.raises(ValueError, match="exceeds the limit"):
         encode_frame({"type": "x", "data": b"\0" * MAX_PAYLOAD_SIZE})
+
+
+_json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64 - 1)  # larger ones are bignums: tag 2/3, refused
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _json_like, max_size=6), st.data())
+@settings(max_examples=300)
+def test_tag_free_bodies_decode_as_cbor2_does_and_any_tag_is_refused(obj: dict[str, Any], data: Any) -> None:
+    """The unguarded fast path (no byte that can start a tag) decodes exactly what the guarded decoder does, and a
+    tag anywhere (datetime, bignum, any number) is refused whatever else the body holds."""
+    body = cbor2.dumps(obj)
+    assert decode_payload(body) == cbor2.loads(body)
+    tag = data.draw(st.integers(min_value=0, max_value=2**32))
+    tagged = cbor2.dumps({**obj, "tagged": cbor2.CBORTag(tag, data.draw(_json_like))})
+    with pytest.raises(FrameDecodeError, match="tags are not allowed"):
+        decode_payload(tagged)

@@ -96,6 +96,12 @@ class Ingestor:
 
     async def run(self, reader: FrameReader) -> IngestResult:
         """Ingest until a clean end of stream or the first fatal error."""
+        try:
+            return await self._loop(reader)
+        finally:  # once, not per frame (the runtime also sets it from the run's own count at the end)
+            self.metrics.set("ipc_frames_received_total", reader.frames)
+
+    async def _loop(self, reader: FrameReader) -> IngestResult:
         res = self.result
         while True:
             try:
@@ -111,8 +117,6 @@ class Ingestor:
             except (OSError, ConnectionError) as exc:
                 self._framing_failure(f"pipe read error: {exc}")
                 break
-            finally:
-                self.metrics.set("ipc_frames_received_total", reader.frames)
             if self.capture is not None:
                 self._capture(body)
             try:
