@@ -21,8 +21,9 @@ another invocation is never used and one a run starts is stopped after it; ``--q
 ``quarry run`` arguments to both Quarry contenders (``--policy buffered --buffer-events 1000``, ...).
 
 Output: pages/s per contender (detail pages + the listing, divided by wall time) and Quarry's ratio to each
-peer, against the targets (≥ 1.5× Crawlee, ≥ 1.2× scrapy-playwright, ≥ 0.8× bare Playwright). ``--json PATH``
-also writes the numbers as JSON.
+peer, against the targets (≥ 1.5× Crawlee, ≥ 1.2× scrapy-playwright, ≥ 0.8× bare Playwright). ``--cpu`` also
+prints each contender's CPU seconds by process kind (main process, executors, drivers, browsers, renderers).
+``--json PATH`` also writes the numbers as JSON.
 """
 
 from __future__ import annotations
