@@ -123,6 +123,19 @@ _BOOL = Scalar(Kind.BOOLEAN)
 _DUR = Scalar(Kind.DURATION)
 _SIZE = Scalar(Kind.SIZE)
 _OPTIONS = Scalar(Kind.OPTIONS)
+#: the settings of one notification adapter, under ``[adapter]`` and in each ``[[adapters]]`` entry
+_ADAPTER_FIELDS: Final[Mapping[str, Field]] = {
+    "type": _STR,
+    "url": _STR,
+    "headers": Scalar(Kind.STRING_MAP, secret=True),
+    "timeout": _DUR,
+    "retries": _INT,
+    "channel": _STR,
+    "subject": _STR,
+    "region": _STR,
+    "endpoint": _STR,
+    "options": _OPTIONS,
+}
 
 SCHEMA: Final[Table] = Table(
     {
@@ -203,40 +216,15 @@ SCHEMA: Final[Table] = Table(
         ),
         "adapter": Table(
             {
-                "type": _STR,
-                "url": _STR,
-                "headers": Scalar(Kind.STRING_MAP, secret=True),
-                "timeout": _DUR,
-                "retries": _INT,
-                "channel": _STR,
-                "subject": _STR,
-                "region": _STR,
-                "endpoint": _STR,
+                **_ADAPTER_FIELDS,
                 "outbox": _BOOL,
                 "notify_children": _BOOL,
                 "drain_on_run": _BOOL,
                 "max_age": _DUR,
-                "options": _OPTIONS,
             }
         ),
         # several notification adapters, each with its own settings (selected by name; see cli/adapter_options.py)
-        "adapters": TableList(
-            Table(
-                {
-                    "name": _STR,
-                    "type": _STR,
-                    "url": _STR,
-                    "headers": Scalar(Kind.STRING_MAP, secret=True),
-                    "timeout": _DUR,
-                    "retries": _INT,
-                    "channel": _STR,
-                    "subject": _STR,
-                    "region": _STR,
-                    "endpoint": _STR,
-                    "options": _OPTIONS,
-                }
-            )
-        ),
+        "adapters": TableList(Table({"name": _STR, **_ADAPTER_FIELDS})),
         "events": Table(
             {
                 "lode_events": _BOOL,

@@ -24,6 +24,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from quarry_core.crawl_report import fan_out_report
     from quarry_temporal.models import (
         ACTIVITY_NAME,
         NON_RETRYABLE,
@@ -361,15 +362,10 @@ class QuarryCrawlWorkflow:
 
     def fan_out(self) -> dict[str, Any]:
         """The counters of ``quarry run``'s report ``fan_out`` object, over the whole crawl."""
-        succeeded = sum(1 for c in self.children if c["outcome"] == "success")
-        return {
-            "runs_total": len(self.children),
-            "runs_succeeded": succeeded,
-            "runs_failed": len(self.children) - succeeded,
-            "enqueue_received": self.received,
-            "enqueue_deduped": self.deduped,
-            "enqueue_skipped": sum(self.skipped.values()),
-            "enqueue_skipped_by_reason": dict(self.skipped),
-            "enqueue_abandoned": self.abandoned,
-            "children": sorted(self.children, key=lambda c: str(c["run_id"])),
-        }
+        return fan_out_report(
+            self.children,
+            received=self.received,
+            deduped=self.deduped,
+            skipped=self.skipped,
+            abandoned=self.abandoned,
+        )

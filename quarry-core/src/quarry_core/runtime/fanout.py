@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
+from quarry_core.crawl_report import fan_out_report
 from quarry_core.interfaces import ExecutorConfig
 from quarry_core.outcomes import Outcome
 from quarry_core.partitions import partition_value_error
@@ -373,18 +374,13 @@ class Crawl:
 
     def fan_out(self) -> dict[str, Any]:
         """The report's ``fan_out`` object (also the source of the root record's counters)."""
-        succeeded = sum(1 for c in self.children if c.outcome == Outcome.SUCCESS.value)
-        return {
-            "runs_total": len(self.children),
-            "runs_succeeded": succeeded,
-            "runs_failed": len(self.children) - succeeded,
-            "enqueue_received": self.received,
-            "enqueue_deduped": self.deduped,
-            "enqueue_skipped": sum(self.skipped.values()),
-            "enqueue_skipped_by_reason": dict(self.skipped),
-            "enqueue_abandoned": self.abandoned,
-            "children": [c.to_report() for c in sorted(self.children, key=lambda c: c.run_id)],
-        }
+        return fan_out_report(
+            [c.to_report() for c in self.children],
+            received=self.received,
+            deduped=self.deduped,
+            skipped=self.skipped,
+            abandoned=self.abandoned,
+        )
 
     async def run(
         self, on_progress: Callable[[CrawlProgress], None] | None = None, progress_interval: float = 1.0

@@ -144,6 +144,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _launch_error_text(exc: Exception) -> str:
+    """Why an executor could not be had: our own errors as they are, anything else with its type."""
+    if isinstance(exc, (ExecutorLaunchError, QuarryError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 #: script path → (stat signature, sha256): a crawl's children run the same few scripts
 _SCRIPT_HASHES: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 
@@ -327,10 +334,8 @@ class _Run:
             extra = launcher.env()
             env.update(extra)
             proc = await ExecutorProcess.start(launcher.command(False), env, on_stderr=default_stderr_printer)
-        except (ExecutorLaunchError, QuarryError) as exc:
-            self.launch_error = str(exc)
         except Exception as exc:
-            self.launch_error = f"{type(exc).__name__}: {exc}"
+            self.launch_error = _launch_error_text(exc)
         if self.launch_error is not None:
             self.metrics.inc("executor_launch_failure_total")
             return None
@@ -342,10 +347,8 @@ class _Run:
         """A warm executor from the pool; a launch counts only for the run a fresh process serves first."""
         try:
             warm = await pool.acquire()
-        except (ExecutorLaunchError, QuarryError) as exc:
-            self.launch_error = str(exc)
         except Exception as exc:
-            self.launch_error = f"{type(exc).__name__}: {exc}"
+            self.launch_error = _launch_error_text(exc)
         if self.launch_error is not None:
             self.metrics.inc("executor_launch_failure_total")
             return None
