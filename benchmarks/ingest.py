@@ -1,6 +1,6 @@
 """Ingest benchmark: N items (no navigation) through each ingestion policy into Parquet on local disk.
 
-    uv run --frozen --group bench python benchmarks/ingest.py [--n 100000] [--strict-n 2000] [--rss-n 1000000]
+    uv run --frozen --group bench python benchmarks/ingest.py [--n 100000] [--strict-n N] [--rss-n 1000000]
 
 Every contender is a fresh subprocess on the same machine in the same invocation:
 
@@ -255,11 +255,17 @@ def _verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="items for buffered, streaming, scrapy, ceiling")
-    ap.add_argument("--strict-n", type=int, default=2_000, help="items for strict (one commit per event)")
+    ap.add_argument(
+        "--strict-n",
+        type=int,
+        help="items for strict (default: --n; one commit per group of events that arrived together)",
+    )
     ap.add_argument("--rss-n", type=int, default=1_000_000, help="events for the RSS comparison (0: skip)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--dir", type=Path, help="where the Parquet data goes (default: a temporary directory)")
     args = ap.parse_args(argv)
+    if args.strict_n is None:
+        args.strict_n = args.n
 
     results: dict[str, Any] = {"n": args.n, "strict_n": args.strict_n, "cpus": os.cpu_count()}
     wall: dict[str, float] = {}

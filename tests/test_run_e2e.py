@@ -36,7 +36,16 @@ def test_success_persists_every_event_in_order(quarry, site_url, storage):
     m = metrics[0]
     assert m["events_received_total"] == m["events_persisted_total"] == len(rows)
     assert m["runs_completed_total"] == 1 and m["executor_launch_success_total"] == 1
-    assert m["lode_write_success_total"] == len(rows)
+    # strict: one commit per group of events that arrived together (group commit), each event in exactly one
+    from quarry_lode import open_dataset
+
+    event_commits = [
+        m for m in open_dataset(str(storage)).snapshots()
+        if m.metadata.get("run_id") == run_id and any(f.table == "events" for f in m.files)
+    ]  # fmt: skip
+    assert m["lode_write_success_total"] == len(event_commits)
+    assert 1 <= len(event_commits) <= len(rows)
+    assert sum(f.row_count for c in event_commits for f in c.files if f.table == "events") == len(rows)
 
 
 def test_script_exception_is_script_error_with_persisted_run_error(quarry, storage):

@@ -1,6 +1,7 @@
 """Property tests of the ingestion loop over arbitrary frame streams: a prefix of valid events followed by one
 fault (or none). Whatever the stream, ingestion ends with a classified result, hands the policy exactly the
-valid events before the fault, in order, and never raises."""
+valid events before the fault, in order, and never raises; the same holds for a policy that takes groups of
+events (``ingest_events``), which gets the events that arrived together in one call."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import struct
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from quarry_core.interfaces import PolicyStats
 from quarry_core.protocol.codec import FrameReader, encode_frame
 from quarry_core.protocol.frames import ArtifactChunk, Event
-from quarry_core.runtime.ingest import Ingestor, RunIdentity
+from quarry_core.runtime.ingest import MAX_GROUP, Ingestor, RunIdentity
 from quarry_core.runtime.metrics import Collector
 from quarry_core.runtime.sidecars import SidecarWriter
-from quarry_core.testing.fakes import DEFAULT_RUN_ID, make_event
+from quarry_core.testing.fakes import DEFAULT_RUN_ID, make_artifact, make_event
 
 NON_TERMINAL = ["item", "log", "checkpoint", "enqueue"]
 
@@ -47,6 +49,7 @@ class RecordingPolicy:
 
     fail_at: int | None = None
     events: list[Event] = attrs.field(factory=list)
+    chunks: list[ArtifactChunk] = attrs.field(factory=list)
     name: str = "recording"
 
     async def ingest_event(self, event: Event) -> None:
@@ -55,7 +58,7 @@ class RecordingPolicy:
         self.events.append(event)
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
-        pass
+        self.chunks.append(chunk)
 
     async def flush(self, trigger: str = "termination") -> None:
         pass
@@ -65,6 +68,22 @@ class RecordingPolicy:
 
     def stats(self) -> PolicyStats:
         return PolicyStats()
+
+
+@attrs.define
+class GroupingPolicy(RecordingPolicy):
+    """Takes groups (``ingest_events``); a failing group persists none of its events."""
+
+    groups: list[list[int]] = attrs.field(factory=list)
+
+    async def ingest_events(self, events: list[Event]) -> None:
+        self.groups.append([e.seq for e in events])
+        if self.fail_at is not None and len(self.events) < self.fail_at <= len(self.events) + len(events):
+            raise RuntimeError("sink is down")
+        self.events.extend(events)
+
+
+POLICIES = [RecordingPolicy, GroupingPolicy]
 
 
 class _NoStorage:
@@ -123,11 +142,12 @@ async def _ingest(data: bytes, policy: RecordingPolicy) -> Any:
     fault=st.sampled_from(sorted(FAULTS)),
     terminal=st.booleans(),
 )
+@pytest.mark.parametrize("kind", POLICIES)
 def test_any_stream_ends_classified_with_the_valid_prefix_ingested(
-    types: list[str], fault: str, terminal: bool
+    kind: type[RecordingPolicy], types: list[str], fault: str, terminal: bool
 ) -> None:
     data, valid = _stream(types, fault, terminal)
-    policy = RecordingPolicy()
+    policy = kind()
     result, metrics = asyncio.run(_ingest(data, policy))
     assert [(e.seq, e.type) for e in policy.events] == [(e.seq, e.type) for e in valid]
     assert result.last_seq == len(valid)
@@ -144,6 +164,8 @@ def test_any_stream_ends_classified_with_the_valid_prefix_ingested(
         assert result.stream_error, fault
     assert (result.terminal is not None) == terminal
     assert metrics.get("ipc_frames_received_total") >= len(valid)
+    if isinstance(policy, GroupingPolicy):  # the whole stream arrived at once: one group, ending at the terminal
+        assert policy.groups == ([[e.seq for e in valid]] if valid else [])
 
 
 @given(types=st.lists(st.sampled_from(NON_TERMINAL), min_size=1, max_size=12), data=st.data())
@@ -165,3 +187,32 @@ def test_arbitrary_bytes_never_escape_classification(blob: bytes) -> None:
         assert result.fatal and result.last_error, "non-empty garbage is always a classified stream fault"
     else:
         assert not result.fatal and policy.events == []
+
+
+@given(types=st.lists(st.sampled_from(NON_TERMINAL), min_size=1, max_size=12), fault=st.sampled_from(sorted(FAULTS)))
+def test_a_failed_group_wins_over_the_fault_behind_it(types: list[str], fault: str) -> None:
+    """One frame at a time, a policy failure stops the loop before the next frame is read; a group's failure
+    likewise hides a fault that arrived behind the group (it counts as never read)."""
+    stream, valid = _stream(types, fault, terminal=False)
+    policy = GroupingPolicy(fail_at=1)
+    result, _ = asyncio.run(_ingest(stream, policy))
+    assert result.policy_error == "sink is down"
+    assert result.stream_error is None and result.version_error is None
+    assert policy.events == [] and policy.groups == [[e.seq for e in valid]]
+    assert result.terminal is None
+
+
+def test_groups_are_bounded_and_end_at_other_frames() -> None:
+    n = MAX_GROUP * 2 + 10
+    events = [make_event(i + 1) for i in range(n)]
+    chunks, record = make_artifact(n + 1, [b"a", b"b"])
+    tail = [make_event(n + 2), make_event(n + 3, "run_complete")]
+    frames: list[Event | ArtifactChunk] = [*events, *chunks, record, *tail]
+    policy = GroupingPolicy()
+    result, _ = asyncio.run(_ingest(b"".join(encode_frame(f) for f in frames), policy))
+    assert result.terminal is not None and not result.fatal
+    # the first group stops at the bound, later ones also where the reader's buffer ends; the chunks split
+    assert len(policy.groups[0]) == MAX_GROUP and all(len(g) <= MAX_GROUP for g in policy.groups)
+    assert policy.groups[-2][-1] == n and policy.groups[-1] == [n + 1, n + 2, n + 3]
+    assert [e.seq for e in policy.events] == list(range(1, n + 4))
+    assert policy.chunks == chunks

@@ -47,8 +47,12 @@ def main() -> int:
     def item(i: int, **over: object) -> bytes:
         return event("item", {"item_type": "row", "data": {"i": i}}, **over)
 
+    pause = float(os.environ.get("FAKE_ITEM_PAUSE", "0"))  # seconds between items, each flushed on its own
     for i in range(int(os.environ.get("FAKE_ITEMS", "3"))):  # FAKE_ITEMS: more items for load tests
         out.write(item(i))
+        if pause:
+            out.flush()
+            time.sleep(pause)
     out.flush()
     if scenario == "ok":
         out.write(event("run_complete", {}))

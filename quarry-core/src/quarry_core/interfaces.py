@@ -23,6 +23,7 @@ __all__ = [
     "EventSinkConfig",
     "ExecutorConfig",
     "ExecutorLauncher",
+    "GroupIngestion",
     "IngestionPolicy",
     "NotificationAdapter",
     "PolicyConfig",
@@ -124,6 +125,21 @@ class IngestionPolicy(Protocol):
     async def close(self) -> None: ...
 
     def stats(self) -> PolicyStats: ...
+
+
+@runtime_checkable
+class GroupIngestion(Protocol):
+    """Optional extension of :class:`IngestionPolicy`: take consecutive events that arrived together at once.
+
+    When the policy has ``ingest_events``, the runtime hands it every event frame that had already arrived
+    complete behind the one it waited for (up to a bound; a chunk or another frame kind, a terminal event, a
+    failed check end the group), checked one by one in order as always. Awaiting it must be equivalent to awaiting
+    ``ingest_event`` for each event in order, except that the policy may commit them together (``strict``: one
+    snapshot, a *group commit*). Raising ends the run with ``policy_failure``; events of the group not known to
+    be persisted count as unflushed. Policies without it are fed one event at a time (CONTRACT_POLICY §1).
+    """
+
+    async def ingest_events(self, events: Sequence[Event]) -> None: ...
 
 
 # --------------------------------------------------------------------------- storage

@@ -36,7 +36,7 @@ def quarry_ingestion_policies() -> Iterator[IngestionPolicyPlugin]:
     yield IngestionPolicyPlugin(
         name="strict",
         factory=make_strict_policy,
-        summary="commit every event and chunk before reading the next frame; never drops",
+        summary="commit every event and chunk before waiting for the next frame (group commit); never drops",
         validate=validate_strict_config,
         option_names=frozenset({"max_flush_retries"}),
     )

@@ -1,9 +1,11 @@
-"""The ``strict`` ingestion policy (policies.md §4).
+"""The ``strict`` ingestion policy (policies.md §4, CONTRACT_POLICY §4).
 
-Every event and every chunk is one sink call, that is one commit, before ``ingest_*`` returns: an event is
-visible in storage before the runtime reads the next frame (D8). A failed write is retried up to
-``max_flush_retries`` times with the shared backoff (100 ms * 2^(i-1), cap 5 s), always with the same
-snapshot id, so a retry of a write that did commit cannot duplicate it. Strict never drops.
+Every chunk and every group of events is one sink call, that is one commit, before ``ingest_*`` returns: an event
+is visible in storage before the runtime waits for another frame (D8). A group is what the runtime hands to
+``ingest_events``: the events that had already arrived together (group commit); one at a time they are one
+snapshot each. A failed write is retried up to ``max_flush_retries`` times with the shared backoff
+(100 ms * 2^(i-1), cap 5 s), always with the same snapshot id, so a retry of a write that did commit cannot
+duplicate it. Strict never drops.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def validate_config(config: PolicyConfig) -> None:
 
 
 class StrictPolicy:
-    """Write-through policy: one commit per event and per chunk.
+    """Write-through policy: one commit per chunk and per group of events that arrived together.
 
     ``StrictPolicy(config, sink, context)`` is the plugin factory. The keyword-only ``sleep`` (an awaitable
     taking seconds) and ``snapshot_ids`` (a zero-argument id maker) exist for tests.
@@ -72,21 +74,28 @@ class StrictPolicy:
     # ------------------------------------------------------------------ ingestion
 
     async def ingest_event(self, event: Event) -> None:
-        etype = event.type
-        self._received[etype] += 1
+        await self.ingest_events((event,))
+
+    async def ingest_events(self, events: Sequence[Event]) -> None:
+        """Commit events that arrived together in one snapshot (group commit, CONTRACT_POLICY §4)."""
+        received = self._received
+        for event in events:
+            received[event.type] += 1
         if self._closed:
-            self._unflushed[etype] += 1
+            self._count(self._unflushed, events)
             self._errors += 1
             raise PolicyError("strict policy is closed")
         ok = False
         try:
-            await self._write(self._sink.write_events, [event], "event")
+            await self._write(self._sink.write_events, events, "event")
             ok = True
-        finally:
-            if ok:
-                self._persisted[etype] += 1
-            else:  # failed for good, or cancelled mid-write: received but not known to be written
-                self._unflushed[etype] += 1
+        finally:  # failed for good, or cancelled mid-write: received but not known to be written
+            self._count(self._persisted if ok else self._unflushed, events)
+
+    @staticmethod
+    def _count(counter: Counter[str], events: Sequence[Event]) -> None:
+        for event in events:
+            counter[event.type] += 1
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
         self._chunks_received += 1

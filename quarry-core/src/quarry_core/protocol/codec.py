@@ -148,6 +148,15 @@ class FrameReader:
 
     async def read_body(self) -> bytes:
         """The next frame's body. ``EndOfStream`` at a boundary; ``TruncatedFrame`` or ``FrameDecodeError``."""
+        body = self.buffered_body()
+        if body is not None:
+            return body
+        return await self._read_body_slow()
+
+    def buffered_body(self) -> bytes | None:
+        """The next frame's body if the whole frame has arrived already, else ``None`` (nothing is read, nothing
+        waits, nothing is consumed). A malformed length prefix also gives ``None``: :meth:`read_body` reports it.
+        """
         buf, pos = self._buf, self._pos
         if len(buf) - pos >= LENGTH_PREFIX_SIZE:
             (n,) = _PREFIX.unpack_from(buf, pos)
@@ -157,7 +166,7 @@ class FrameReader:
                 self.frames += 1
                 self.bytes += LENGTH_PREFIX_SIZE + n
                 return buf[pos + LENGTH_PREFIX_SIZE : end]
-        return await self._read_body_slow()
+        return None
 
     async def _fill(self, want: int) -> int:
         """Read until ``want`` bytes are buffered or the stream ends; the bytes buffered."""

@@ -4,6 +4,13 @@ Per frame, the first failure decides (CONTRACT_RUN, ingestion order): decode →
 envelope → run identity → ``seq`` → payload → no terminal yet → side effects (artifact commit, enqueue,
 rotate_proxy) → ``await policy.ingest_event``. Awaiting the policy before the next read is the only
 backpressure; nothing is buffered here.
+
+Group ingestion (CONTRACT_POLICY §1): when the policy has ``ingest_events``, the event frames that have already
+arrived whole behind the one the loop waited for (:meth:`FrameReader.buffered_body`, at most
+:data:`MAX_GROUP` of them) are checked one by one, exactly as above, and handed to the policy in one call. A
+chunk or another frame kind, a terminal event or a failed check ends the group; the events checked before a
+failure are ingested first, and a policy failure of the group wins over the later failure, as it would have
+one frame at a time.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from quarry_core.runtime.artifacts import ArtifactManager
 from quarry_core.runtime.metrics import Collector
 from quarry_core.runtime.sidecars import SidecarWriter
 
-__all__ = ["IngestResult", "Ingestor", "RunIdentity"]
+__all__ = ["MAX_GROUP", "IngestResult", "Ingestor", "RunIdentity"]
+
+#: At most this many events in one ``ingest_events`` call (the reader's buffer bounds a group's bytes).
+MAX_GROUP = 1024
+
+#: Event types the runtime acts on itself before the policy sees them.
+_ANSWERED = frozenset({"enqueue", "rotate_proxy"})
 
 
 @attrs.frozen
@@ -93,6 +106,7 @@ class Ingestor:
         # warm executors keep their stdout open across runs: one run's stream ends with its run_result
         self.stop_on_run_result = stop_on_run_result
         self.capture = capture  # --capture-frames: every frame read is appended here, length prefix included
+        self._ingest_group: Callable[[list[Event]], Awaitable[None]] | None = getattr(policy, "ingest_events", None)
 
     async def run(self, reader: FrameReader) -> IngestResult:
         """Ingest until a clean end of stream or the first fatal error."""
@@ -103,6 +117,7 @@ class Ingestor:
 
     async def _loop(self, reader: FrameReader) -> IngestResult:
         res = self.result
+        grouped = self._ingest_group is not None
         while True:
             try:
                 body = await reader.read_body()
@@ -117,20 +132,21 @@ class Ingestor:
             except (OSError, ConnectionError) as exc:
                 self._framing_failure(f"pipe read error: {exc}")
                 break
-            if self.capture is not None:
-                self._capture(body)
             try:
-                frame_map = decode_payload(body)
+                frame = self._frame(body)
+                if isinstance(frame, Event):  # most frames: one coroutine less
+                    if grouped:
+                        pending = await self._on_events(frame, reader)
+                        if pending is not None:
+                            await self._dispatch(pending)
+                    else:
+                        await self._on_event(frame)
+                else:
+                    await self._dispatch(frame)
             except FrameDecodeError as exc:
                 self.metrics.inc("ipc_decode_errors_total")
                 self._framing_failure(str(exc))
                 break
-            try:
-                frame = parse_executor_frame(frame_map, check_payload=False, wire_size=len(body))
-                if isinstance(frame, Event):  # most frames: one coroutine less
-                    await self._on_event(frame)
-                else:
-                    await self._dispatch(frame)
             except VersionMismatchError as exc:
                 res.version_error = exc
                 res.last_error = str(exc)
@@ -144,6 +160,51 @@ class Ingestor:
             if self.stop_on_run_result and res.run_result is not None:
                 break
         return res
+
+    def _frame(self, body: bytes) -> ExecutorFrame:
+        """Capture, decode and parse one frame body (``FrameDecodeError``, ``VersionMismatchError``,
+        ``StreamError``)."""
+        if self.capture is not None:
+            self._capture(body)
+        return parse_executor_frame(decode_payload(body), check_payload=False, wire_size=len(body))
+
+    async def _on_events(self, first: Event, reader: FrameReader) -> ExecutorFrame | None:
+        """Check ``first`` and the event frames already buffered behind it, then ingest them as one group.
+
+        Returns the non-event frame that ended the group, for the caller to dispatch, or ``None``. A failure
+        while collecting is raised after the events checked before it were ingested, unless their ingestion
+        failed (then the run ends with ``policy_failure`` and the later frame counts as never read).
+        """
+        self._check_event(first)
+        if first.type in _ANSWERED:
+            await self._side_effect(first)
+        events = [first]
+        pending: ExecutorFrame | None = None
+        failure: Exception | None = None
+        if not first.is_terminal:
+            try:
+                while len(events) < MAX_GROUP:
+                    body = reader.buffered_body()
+                    if body is None:
+                        break
+                    frame = self._frame(body)
+                    if not isinstance(frame, Event):
+                        pending = frame
+                        break
+                    self._check_event(frame)
+                    if frame.type in _ANSWERED:
+                        await self._side_effect(frame)
+                    events.append(frame)
+                    if frame.is_terminal:
+                        break
+            except (FrameDecodeError, VersionMismatchError, StreamError) as exc:
+                failure = exc
+        await self._ingest(events)
+        if self.result.policy_error:
+            return None
+        if failure is not None:
+            raise failure
+        return pending
 
     def _capture(self, body: bytes) -> None:
         assert self.capture is not None
@@ -197,6 +258,19 @@ class Ingestor:
                 raise StreamError(f"invalid envelope: {key}: expected {getattr(ident, key)!r}, got {got!r}")
 
     async def _on_event(self, event: Event) -> None:
+        self._check_event(event)
+        if event.type in _ANSWERED:
+            await self._side_effect(event)
+        try:
+            await self.policy.ingest_event(event)
+        except Exception as exc:
+            self._policy_failed(exc)
+            return
+        if event.is_terminal:
+            self.result.terminal = event
+
+    def _check_event(self, event: Event) -> None:
+        """Every check of one event in contract order; an ``artifact`` record also closes its artifact."""
         res = self.result
         self._check_identity(event)
         expected = res.last_seq + 1
@@ -206,22 +280,32 @@ class Ingestor:
         if res.terminal is not None:
             raise StreamError(f"protocol violation: {event.type} event after terminal (seq {event.seq})")
         res.last_seq = event.seq
-        etype = event.type
-        if etype == "artifact":
+        if event.type == "artifact":
             self.artifacts.on_commit(event)
-        elif etype == "enqueue":
+
+    async def _side_effect(self, event: Event) -> None:
+        """What the runtime does for an ``enqueue`` or ``rotate_proxy`` event before its policy sees it."""
+        if event.type == "enqueue":
             if self._on_enqueue is not None:
                 await self._on_enqueue(event)
-        elif etype == "rotate_proxy":
+        else:
             await self._answer_rotation(event)
+
+    async def _ingest(self, events: list[Event]) -> None:
+        assert self._ingest_group is not None
         try:
-            await self.policy.ingest_event(event)
+            await self._ingest_group(events)
         except Exception as exc:
-            res.policy_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-            res.last_error = res.policy_error
+            self._policy_failed(exc)
             return
-        if event.is_terminal:
-            res.terminal = event
+        last = events[-1]  # a terminal event always ends its group
+        if last.is_terminal:
+            self.result.terminal = last
+
+    def _policy_failed(self, exc: Exception) -> None:
+        res = self.result
+        res.policy_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        res.last_error = res.policy_error
 
     async def _answer_rotation(self, event: Event) -> None:
         if self._on_rotate_proxy is not None:
@@ -244,8 +328,7 @@ class Ingestor:
         try:
             await self.policy.ingest_chunk(chunk)
         except Exception as exc:
-            res.policy_error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-            res.last_error = res.policy_error
+            self._policy_failed(exc)
 
     def _on_run_result(self, result: RunResult) -> None:
         res = self.result

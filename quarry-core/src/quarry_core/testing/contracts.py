@@ -60,13 +60,31 @@ _FLUSH_TRIGGER_KEYS = frozenset({"count", "interval", "termination", "capacity"}
 # --------------------------------------------------------------------------- reusable checks
 
 
-async def feed(policy: IngestionPolicy, frames: Iterable[Frame]) -> None:
-    """Hand ``frames`` to ``policy`` in order, awaiting each call like the runtime does."""
+async def feed(policy: IngestionPolicy, frames: Iterable[Frame], *, group: int = 1) -> None:
+    """Hand ``frames`` to ``policy`` in order, awaiting each call like the runtime does.
+
+    ``group`` > 1 hands runs of up to that many consecutive events to ``ingest_events`` when the policy has it
+    (CONTRACT_POLICY §1, group ingestion), as the runtime does with events that arrived together.
+    """
+    ingest_events = getattr(policy, "ingest_events", None) if group > 1 else None
+    pending: list[Event] = []
     for frame in frames:
+        if ingest_events is not None and isinstance(frame, Event):
+            pending.append(frame)
+            if len(pending) < group and not frame.is_terminal:
+                continue
+            await ingest_events(pending)
+            pending = []
+            continue
+        if pending:
+            await ingest_events(pending)  # type: ignore[misc]  # pending is only filled with ingest_events set
+            pending = []
         if isinstance(frame, ArtifactChunk):
             await policy.ingest_chunk(frame)
         else:
             await policy.ingest_event(frame)
+    if pending:
+        await ingest_events(pending)  # type: ignore[misc]
 
 
 def check_loss_equation(stats: PolicyStats) -> None:
@@ -417,6 +435,67 @@ class PolicyContract:
 
         self.run(body)
 
+    def test_grouped_ingestion_matches_one_at_a_time(self) -> None:
+        """``ingest_events`` (optional) stores what ``ingest_event`` one at a time stores, in the same order, with
+        the same counters; only the number of commits may differ. Without it there is nothing to compare."""
+
+        async def outcome(group: int) -> tuple[list[str], dict[str, Any]]:
+            sink = self.make_sink()
+            policy = self.make_policy(self.make_config(), sink)
+            frames = _standard_stream() + _mixed_stream(120, start=len(ALL_EVENT_TYPES) + 1)
+            await feed(policy, frames, group=group)
+            await self._finish(policy)
+            stats = policy.stats()
+            check_loss_equation(stats)
+            check_order(sink)
+            check_chunks_before_commit(sink)
+            assert sink.chunks == [f for f in frames if isinstance(f, ArtifactChunk)]
+            firsts = list(dict.fromkeys(e.event_id for e in sink.events))
+            counts = {
+                "received": dict(stats.received_by_type),
+                "persisted": _nonzero(stats.persisted_by_type),
+                "unflushed": stats.events_unflushed,
+                "chunks": (stats.chunks_received, stats.chunks_persisted),
+            }
+            return firsts, counts
+
+        async def body() -> None:
+            if not hasattr(self.make_policy(self.make_config(), self.make_sink()), "ingest_events"):
+                return
+            one = await outcome(1)
+            for group in (3, 64):
+                assert await outcome(group) == one, f"groups of {group} stored something else"
+
+        self.run(body)
+
+    def test_a_failed_group_counts_each_of_its_events(self) -> None:
+        """A group that cannot be written leaves every one of its events received and unflushed."""
+
+        async def body() -> None:
+            sink = self.make_sink()
+            sink.fail(None)
+            policy = self.make_policy(self.make_config(max_flush_retries=0), sink)
+            if not hasattr(policy, "ingest_events"):
+                await policy.close()
+                return
+            events = [make_event(1, "item"), make_event(2, "checkpoint"), make_event(3, "item")]
+            failed = False
+            try:
+                await policy.ingest_events(events)  # type: ignore[attr-defined]
+                await policy.flush("termination")
+            except PolicyError:
+                failed = True
+            await policy.close()
+            stats = policy.stats()
+            assert failed, "no PolicyError although every write failed"
+            check_loss_equation(stats)
+            assert stats.events_received == 3
+            assert stats.events_persisted == 0
+            assert dict(stats.unflushed_by_type) == {"item": 2, "checkpoint": 1}
+            assert sink.commits == []
+
+        self.run(body)
+
     def test_close_is_idempotent(self) -> None:
         async def body() -> None:
             sink = self.make_sink()
@@ -451,8 +530,12 @@ class PolicyContract:
 # --------------------------------------------------------------------------- small helpers
 
 
+def _nonzero(counts: Any) -> dict[str, int]:
+    return {k: v for k, v in dict(counts).items() if v}
+
+
 def _same_nonzero(a: Any, b: Any) -> bool:
-    return {k: v for k, v in dict(a).items() if v} == {k: v for k, v in dict(b).items() if v}
+    return _nonzero(a) == _nonzero(b)
 
 
 def _dropped_ids(sent: Sequence[Event], stats: PolicyStats) -> set[str]:
