@@ -112,6 +112,27 @@ class PolicyMachine(RuleBasedStateMachine):
                 self.stopped = True
                 return
 
+    @precondition(lambda self: not self.stopped)
+    @rule(etypes=st.lists(event_types().filter(lambda t: t != "artifact"), min_size=1, max_size=12))
+    def ingest_group(self, etypes: list[str]) -> None:
+        """Events that arrived together, through ``ingest_events`` when the policy has it (CONTRACT_POLICY §1)."""
+        assert self.policy is not None
+        group = []
+        for etype in etypes:
+            self.seq += 1
+            group.append(make_event(self.seq, etype))
+        ingest_events = getattr(self.policy, "ingest_events", None)
+        try:
+            if ingest_events is not None:
+                self.sent.extend(group)  # handed over together: all received, whatever happens
+                self.run(ingest_events(group))
+            else:  # one at a time, as the runtime feeds such a policy: a failure ends the run
+                for event in group:
+                    self.sent.append(event)
+                    self.run(self.policy.ingest_event(event))
+        except PolicyError:
+            self.stopped = True
+
     @rule(
         times=st.none() | st.integers(1, 4),
         on=st.sampled_from(["any", "events", "chunks"]),

@@ -17,7 +17,7 @@ and ``termination`` failures raise :class:`~quarry_core.errors.PolicyError` afte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -111,6 +111,59 @@ class StreamingPolicy:
             await self._flush("capacity")
         elif self._flush_at and len(events) >= self._flush_at:
             await self._flush("count")
+
+    async def ingest_events(self, events: Sequence[Event]) -> None:
+        """Events that arrived together (CONTRACT_POLICY §1): exactly ``ingest_event`` for each in order, triggers
+        included, without a coroutine per event. On a failure the events after the failing one are received
+        and unflushed, as the runtime handed them over."""
+        if self._closed or (self._interval_task is None and self._interval > 0):
+            for i, event in enumerate(events):  # the rare paths, one at a time
+                try:
+                    await self.ingest_event(event)
+                except BaseException:
+                    self._refuse(events[i + 1 :])
+                    raise
+            return
+        counters = self._counters
+        receive, hold = counters.receive, counters.hold
+        flush_at, item_cap, byte_cap = self._flush_at, self._item_cap, self._byte_cap
+        buf = self._events
+        for i, event in enumerate(events):
+            etype = event.type
+            receive(etype)
+            size = event_size(event)
+            if (buf or self._chunks) and (
+                len(buf) + len(self._chunks) + 1 > item_cap or self._event_bytes + self._chunk_bytes + size > byte_cap
+            ):
+                try:
+                    await self._wait_room(size)
+                except BaseException:
+                    counters.reject(etype)
+                    self._refuse(events[i + 1 :])
+                    raise
+                buf = self._events
+            buf.append(event)
+            hold(etype)
+            self._event_bytes += size
+            self._mark()
+            trigger = None
+            if len(buf) + len(self._chunks) >= item_cap or self._event_bytes + self._chunk_bytes >= byte_cap:
+                trigger = "capacity"
+            elif flush_at and len(buf) >= flush_at:
+                trigger = "count"
+            if trigger is not None:
+                try:
+                    await self._flush(trigger)
+                except BaseException:
+                    self._refuse(events[i + 1 :])
+                    raise
+                buf = self._events
+
+    def _refuse(self, events: Sequence[Event]) -> None:
+        counters = self._counters
+        for event in events:
+            counters.receive(event.type)
+            counters.reject(event.type)
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
         self._counters.chunks_received += 1
