@@ -131,3 +131,33 @@ def test_pool_recycles_after_n_runs_and_counts_launches_per_fresh_process(
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]  # a new process after every 2 runs
     assert [r.metrics["executor_launch_success_total"] for r in reports] == [1, 0, 1, 0, 1]
     assert all(r.metrics["ipc_frames_received_total"] == 2 for r in reports)  # this run's frames only
+
+
+def test_pool_waits_for_a_leased_process_before_starting_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``launch_grace`` a second acquire takes the first process when it comes back within the grace, and
+    starts its own only when nothing comes back in time."""
+    host = PluginHost.build()
+    monkeypatch.setenv("QUARRY_BROWSER_ENDPOINT", "http://127.0.0.1:9")
+
+    async def scenario() -> None:
+        pool = ExecutorPool(
+            host, "playwright", ExecutorConfig(python=sys.executable), size=2, on_stderr=print, launch_grace=30.0
+        )
+        try:
+            first = await pool.acquire()
+            second = asyncio.create_task(pool.acquire())
+            await asyncio.sleep(0.3)
+            assert not second.done(), "the second acquire started a process although one was leased"
+            pool.release(first, reusable=True)
+            assert await asyncio.wait_for(second, 5) is first
+            assert pool.launched == 1
+
+            pool.launch_grace = 0.2
+            third = await asyncio.wait_for(pool.acquire(), 60)  # nothing comes back: a new process after 0.2 s
+            assert third is not first and pool.launched == 2
+            pool.release(first, reusable=False)  # retired, not returned
+            pool.release(third, reusable=True)
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())

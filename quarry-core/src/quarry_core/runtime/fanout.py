@@ -66,6 +66,9 @@ __all__ = [
 #: pooled page per executor process, reused by its runs (cookies, storage and page state carry over)
 ISOLATION_LEVELS = ("context", "page")
 
+#: seconds a run waits for a busy warm executor to come back before the pool starts one more process
+POOL_LAUNCH_GRACE = 0.5
+
 #: why an ``enqueue`` did not become a child, in rule order
 SKIP_REASONS = ("depth_exceeded", "target_not_found", "invalid_partition", "max_runs_reached")
 
@@ -405,8 +408,11 @@ class Crawl:
                 size=self.fanout.parallel + 1,
                 recycle_after=self.fanout.executor_recycle_after,
                 env=pool_env,
+                launch_grace=POOL_LAUNCH_GRACE,
             )
-            self.pool.prewarm(1 + min(self.fanout.parallel, self.fanout.max_runs))
+            # the root and parallel - 1 children start at once; the last child's executor is usually the root's,
+            # handed back when the root ends (the pool waits POOL_LAUNCH_GRACE for it before starting another)
+            self.pool.prewarm(max(1, min(self.fanout.parallel, self.fanout.max_runs)))
             self.child_pool = LimitedPool(self.pool, self.fanout.parallel)
         self._scheduler = asyncio.create_task(self._schedule())
         ticker = None

@@ -3,8 +3,11 @@
 Each process runs one run at a time; the first run of a process goes as stdin line 1, every later one as a
 ``run_request`` control frame. A process is retired (``shutdown``, stdin closed, then stopped if it lingers)
 after ``recycle_after`` runs, and replaced after any run that did not end cleanly (crash, timeout,
-cancellation, a stream error) or when it exited. The pool never blocks: the fan-out coordinator bounds how
-many runs ask for an executor at once, and at most ``size`` idle processes are kept.
+cancellation, a stream error) or when it exited. The pool never blocks for long: the fan-out coordinator bounds
+how many runs ask for an executor at once, and at most ``size`` idle processes are kept. With ``launch_grace``
+an ``acquire`` that finds no idle or starting process while others are leased first waits up to that long for
+one to come back: a run ending is usually much nearer than a new process (interpreter, Node driver and browser:
+about 1.5 CPU-seconds), e.g. the root's executor when the root hands out its last enqueue.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class ExecutorPool:
         recycle_after: int = 50,
         on_stderr: Callable[[str], None] = default_stderr_printer,
         env: Mapping[str, str] | None = None,
+        launch_grace: float = 0.0,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be >= 1")
@@ -136,7 +140,10 @@ class ExecutorPool:
         self.recycle_after = recycle_after
         self._on_stderr = on_stderr
         self._env = dict(env or {})
+        self.launch_grace = launch_grace
         self._idle: list[WarmExecutor] = []
+        self._leased = 0
+        self._waiters: list[asyncio.Future[None]] = []
         self._starting: set[asyncio.Task[WarmExecutor | None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -177,7 +184,13 @@ class ExecutorPool:
         return warm
 
     async def acquire(self) -> WarmExecutor:
-        """An idle live process, else a new one. Raises what launching raises."""
+        """An idle live process, else one being started, else (after ``launch_grace`` while others are leased)
+        a new one. Raises what launching raises."""
+        warm = await self._acquire()
+        self._leased += 1
+        return warm
+
+    async def _acquire(self) -> WarmExecutor:
         while self._idle:
             warm = self._idle.pop()
             if warm.alive:
@@ -192,12 +205,37 @@ class ExecutorPool:
                     if warm_or_none.alive:
                         return warm_or_none
                     self._retire(warm_or_none)
-            return await self.acquire()
+            return await self._acquire()
+        if self.launch_grace > 0 and self._leased > 0 and await self._returned_within(self.launch_grace):
+            return await self._acquire()
         return await self._launch()
+
+    async def _returned_within(self, seconds: float) -> bool:
+        """Wait until a leased process comes back idle (``True``), or one is retired instead or ``seconds`` pass
+        (``False``: start a new one)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(seconds):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+        return bool(self._idle)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def release(self, warm: WarmExecutor, *, reusable: bool) -> None:
         """Give ``warm`` back after one run; retire it when it is used up or not ``reusable``."""
         warm.runs += 1
+        self._leased = max(0, self._leased - 1)
         if not reusable or not warm.alive:
             self.replaced += 1
             self._retire(warm)
@@ -205,6 +243,10 @@ class ExecutorPool:
             self._retire(warm)
         else:
             self._idle.append(warm)
+            self._wake_one()
+            return
+        if self._waiters:  # nothing came back: a waiter should start its own process now
+            self._wake_one()
 
     def _retire(self, warm: WarmExecutor) -> None:
         self.retired += 1
