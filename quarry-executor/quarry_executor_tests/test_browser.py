@@ -17,6 +17,7 @@ from quarry_executor.browser import (
     BrowserNotFoundError,
     find_browser_executable,
     launch_options,
+    locate_browser_executable,
     playwright_proxy,
     redact_proxy,
 )
@@ -48,6 +49,14 @@ def find(fake: dict[str, Any], env: dict[str, str], managed: bool = True) -> str
     )
 
 
+def found_via(fake: dict[str, Any], env: dict[str, str], managed: bool = True) -> str:
+    return locate_browser_executable(
+        {"PATH": str(fake["bin"]), **env},
+        fake["managed"] if managed else None,
+        system_paths=fake["system_paths"],
+    )[1]
+
+
 def test_discovery_order(fake: dict[str, Any]) -> None:
     with pytest.raises(BrowserNotFoundError) as info:
         find(fake, {})
@@ -67,6 +76,7 @@ def test_discovery_order(fake: dict[str, Any]) -> None:
 
     chrome = _exe(fake["bin"] / "google-chrome")
     assert find(fake, {}) == chrome
+    assert found_via(fake, {}) == "system"
     chromium = _exe(fake["bin"] / "chromium")
     assert find(fake, {}) == chromium
     shell = _exe(fake["bin"] / "chromium-headless-shell")
@@ -75,11 +85,14 @@ def test_discovery_order(fake: dict[str, Any]) -> None:
     assert find(fake, {}) == system_full
     system_shell = _exe(Path(fake["system_paths"][0]))
     assert find(fake, {}) == system_shell
+    assert found_via(fake, {}) == "system"
     managed = _exe(Path(fake["managed"]))
     assert find(fake, {}) == managed
+    assert found_via(fake, {}) == "playwright"
     assert find(fake, {}, managed=False) == system_shell
     explicit = _exe(fake["tmp"] / "custom/chrome")
     assert find(fake, {"QUARRY_BROWSER_EXECUTABLE": explicit}) == explicit
+    assert found_via(fake, {"QUARRY_BROWSER_EXECUTABLE": explicit}) == "env"
 
 
 def test_explicit_executable_must_be_executable(fake: dict[str, Any]) -> None:

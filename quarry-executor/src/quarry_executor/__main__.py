@@ -6,6 +6,9 @@ Run mode (no arguments): line 1 of stdin is the run request (JSON, ≤ 16 MiB); 
 ``--validate SCRIPT`` loads the script and prints ``{"valid": true, "exports": {"run": true, "hooks": [...]}}``
 (exit 0) or ``{"valid": false, "error": "..."}`` (exit 1); no script path → exit 3.
 
+``--browser-info`` prints ``{"executable", "found_via", "version"}`` (and ``error``) of the browser a run would
+launch (exit 0, or 1 when none is found); ``quarry debug browser`` shows it.
+
 The stdout guard is installed before anything else is imported.
 """
 
@@ -18,12 +21,13 @@ from quarry_executor.guard import install_stdout_guard
 
 __all__ = ["main"]
 
-_USAGE = """usage: python -m quarry_executor [--warm | --validate SCRIPT | --browser-server]
+_USAGE = """usage: python -m quarry_executor [--warm | --validate SCRIPT | --browser-server | --browser-info]
 
   (no arguments)     run one script: the run request is line 1 of stdin, frames go to stdout
   --warm             run many scripts one at a time: line 1, then run_request frames (D12)
   --validate SCRIPT  load SCRIPT and print what it exports as JSON
   --browser-server   run the self-terminating browser reuse server; its ws:// URL is the first stdout line
+  --browser-info     print the browser this executor would launch as JSON (executable, found_via, version)
 """
 
 EXIT_OK = 0
@@ -138,6 +142,14 @@ def _dispatch(ipc_fd: int, args: list[str]) -> int:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(run_warm(ipc_fd))
+    if first == "--browser-info":
+        import json
+
+        from quarry_executor.browser import describe_browser
+
+        info = describe_browser()
+        _write_out(ipc_fd, json.dumps(info) + "\n")
+        return 1 if info.get("executable") is None else EXIT_OK
     if first == "--browser-server":
         import asyncio
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,10 @@ __all__ = [
     "SYSTEM_PATHS",
     "BrowserNotFoundError",
     "BrowserSession",
+    "describe_browser",
     "find_browser_executable",
     "launch_options",
+    "locate_browser_executable",
     "playwright_proxy",
     "redact_proxy",
 ]
@@ -59,31 +62,81 @@ def find_browser_executable(
 
     ``managed_path`` is Playwright's ``chromium.executable_path`` (``None`` when unknown).
     """
+    return locate_browser_executable(env, managed_path, system_paths=system_paths, path_names=path_names, which=which)[
+        0
+    ]
+
+
+def locate_browser_executable(
+    env: Mapping[str, str] | None = None,
+    managed_path: str | None = None,
+    *,
+    system_paths: Sequence[str] = SYSTEM_PATHS,
+    path_names: Sequence[str] = PATH_NAMES,
+    which: Callable[..., str | None] = shutil.which,
+) -> tuple[str, str]:
+    """Like :func:`find_browser_executable`, with how it was found: ``env``, ``playwright`` or ``system``."""
     env = os.environ if env is None else env
     explicit = env.get("QUARRY_BROWSER_EXECUTABLE")
     if explicit:
         if _is_executable(explicit):
-            return explicit
+            return explicit, "env"
         raise BrowserNotFoundError(f"QUARRY_BROWSER_EXECUTABLE is not an executable file: {explicit}")
     tried: list[str] = []
     if managed_path:
         if _is_executable(managed_path):
-            return managed_path
+            return managed_path, "playwright"
         tried.append(managed_path)
     for path in system_paths:
         if _is_executable(path):
-            return path
+            return path, "system"
         tried.append(path)
     search_path = env.get("PATH", os.defpath)
     for name in path_names:
         found = which(name, path=search_path)
         if found:
-            return found
+            return found, "system"
         tried.append(name)
     raise BrowserNotFoundError(
         f"no Chromium executable found (tried: {', '.join(tried)}); "
         'run "playwright install chromium" or install chromium-headless-shell'
     )
+
+
+def describe_browser(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What ``quarry debug browser`` reports of this executor's browser: ``executable``, ``found_via``
+    (``env``, ``playwright`` or ``system``) and ``version`` (``<executable> --version``), or ``error``.
+
+    Asks Playwright for its managed Chromium's path (starting its driver, not a browser) unless
+    ``QUARRY_BROWSER_EXECUTABLE`` decides.
+    """
+    env = os.environ if env is None else env
+    managed: str | None = None
+    if not env.get("QUARRY_BROWSER_EXECUTABLE"):
+        try:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as pw:
+                managed = pw.chromium.executable_path
+        except Exception:
+            managed = None
+    info: dict[str, Any] = {"executable": None, "found_via": None, "version": None}
+    try:
+        info["executable"], info["found_via"] = locate_browser_executable(env, managed)
+    except BrowserNotFoundError as exc:
+        info["error"] = str(exc)
+        return info
+    try:
+        proc = subprocess.run(
+            [info["executable"], "--version"], capture_output=True, text=True, timeout=30, env=dict(env)
+        )
+        info["version"] = proc.stdout.strip().splitlines()[0] if proc.returncode == 0 and proc.stdout.strip() else None
+        if info["version"] is None:
+            tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            info["error"] = f"{info['executable']} --version failed: {tail}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        info["error"] = f"{info['executable']} --version failed: {exc}"
+    return info
 
 
 def launch_options(executable: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:

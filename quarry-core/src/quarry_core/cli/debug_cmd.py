@@ -1,5 +1,6 @@
 """``quarry debug decode [FILE|-]``: a captured executor frame stream (``quarry run --capture-frames FILE``) as
-JSON lines, each frame validated against the wire contract; exit 1 at the first invalid frame.
+JSON lines, each frame validated against the wire contract; exit 1 at the first invalid frame. ``quarry debug
+ipc``: a stored run's transport counters. ``quarry debug browser``: the browser a run would use.
 
 ``debug_app`` is a typer sub-app: other modules add ``debug <thing>`` commands or groups to it
 (``debug resolve proxy``).
@@ -17,7 +18,7 @@ import typer
 from quarry_core.cli.read_common import ReadContext, ReadFailure, read_command
 from quarry_core.outcomes import ExitCode
 
-__all__ = ["debug_app", "debug_ipc", "decode", "decode_stream"]
+__all__ = ["debug_app", "debug_browser", "debug_ipc", "decode", "decode_stream"]
 
 debug_app = typer.Typer(name="debug", help="Debugging tools.", no_args_is_help=True)
 
@@ -117,4 +118,61 @@ def debug_ipc(
             "max_run_request_line": constants.MAX_RUN_REQUEST_LINE,
         }
     ctx.emit(data, title="debug ipc")
+    return 0
+
+
+@debug_app.command("browser")
+@read_command("debug")
+def debug_browser(
+    ctx: ReadContext,
+    executor: Annotated[str, typer.Option("--executor", help="Executor plugin to ask.")] = "playwright",
+    executor_python: Annotated[
+        str | None, typer.Option("--executor-python", help="Python that runs the executor (default: this one).")
+    ] = None,
+) -> int:
+    """The browser a run would use: the executable the executor finds (and how), its version, and the browser
+    reuse server as the next run would find it. Exit 1 when no browser is found, 2 when the executor cannot
+    answer, 4 for an unknown executor."""
+    import os
+    import subprocess
+
+    from quarry_core.errors import ConfigError, QuarryError
+    from quarry_core.interfaces import ExecutorConfig
+    from quarry_core.plugins import PluginHost
+    from quarry_core.runtime.browser import describe_reuse
+
+    python = executor_python or sys.executable
+    try:
+        record = PluginHost.build().executor(executor).record
+    except ConfigError as exc:  # an unknown executor name: a usage error
+        raise ReadFailure(str(exc), ExitCode.USAGE) from None
+    try:
+        launcher = record.factory(ExecutorConfig(python=python))
+        cmd = [*launcher.command(False), "--browser-info"]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **launcher.env()}, timeout=120, check=False
+        )
+    except (OSError, subprocess.SubprocessError, QuarryError) as exc:
+        raise ReadFailure(f"executor {executor!r} could not be started: {exc}", ExitCode.EXECUTOR_CRASH) from None
+    try:
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not isinstance(info, dict) or "executable" not in info:
+            raise ValueError("not a browser description")
+    except (ValueError, IndexError):
+        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise ReadFailure(
+            f"executor {executor!r} did not describe its browser (--browser-info): {tail}", ExitCode.EXECUTOR_CRASH
+        ) from None
+    data: dict[str, Any] = {
+        "executable": info.get("executable"),
+        "found_via": info.get("found_via"),
+        "version": info.get("version"),
+    }
+    if info.get("error"):
+        data["error"] = info["error"]
+    data["reuse"] = describe_reuse()
+    ctx.emit(data, title="debug browser")
+    if data["executable"] is None:
+        sys.stderr.write(f"Error: {data.get('error', 'no browser found')}\n")
+        return 1
     return 0

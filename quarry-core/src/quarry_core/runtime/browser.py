@@ -58,6 +58,7 @@ __all__ = [
     "acquire_reuse_server_sync",
     "check_endpoint",
     "check_endpoint_sync",
+    "describe_reuse",
     "http_form",
     "provision_browser",
     "read_discovery",
@@ -144,6 +145,27 @@ def read_discovery(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or not data.get("ws_endpoint"):
         return None
     return data
+
+
+def describe_reuse(env: Mapping[str, str] | None = None, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
+    """The reuse server as the next run would find it, read-only (no lock, no launch, nothing killed):
+    ``{directory, pid, ws_endpoint, healthy}``; ``pid``/``ws_endpoint`` are ``None`` without a discovery file,
+    ``healthy`` says whether the pid is alive (not a zombie) and ``/json/version`` answers."""
+    directory = reuse_directory(env)
+    record = read_discovery(directory / "browser.json")
+    info: dict[str, Any] = {"directory": str(directory), "pid": None, "ws_endpoint": None, "healthy": False}
+    if record is None:
+        return info
+    pid = int(record["pid"])
+    info["pid"], info["ws_endpoint"] = pid, str(record["ws_endpoint"])
+    state = _proc_state(pid)
+    if state is not None and state != "Z":
+        try:
+            _get_version(info["ws_endpoint"], timeout)
+            info["healthy"] = True
+        except Exception as exc:
+            logger.debug("browser server pid={} failed its health check: {}", pid, _describe(exc))
+    return info
 
 
 def _proc_state(pid: int) -> str | None:
