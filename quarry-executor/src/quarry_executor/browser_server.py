@@ -8,9 +8,13 @@ The runtime (``quarry_core.runtime.browser``) starts it detached, under the disc
 2. writes the discovery file ``{ws_endpoint, pid, executable, started_at}`` (0600, temp + rename) and prints the
    ``ws://`` URL Chromium announced (``DevTools listening on ws://…``) as its first stdout line;
 3. polls ``/json/list`` every 5 s (the first poll at once): pages are targets with ``type == "page"`` not at
-   ``about:blank``; idle time starts at the first empty poll and resets on pages; idle ≥ the idle timeout
-   (positive seconds, else 60) → ``Browser server idle for Ns, shutting down``, exit 0; three failed polls in a
-   row (or Chromium exiting) → exit 1; SIGTERM/SIGINT → the same shutdown, exit 0.
+   ``about:blank``; idle time starts at the first empty poll and resets on pages and whenever a run has reused
+   the server since the last poll (the runtime touches the discovery file under the discovery lock: a lease);
+   idle ≥ the idle timeout (positive seconds, else 60) → the server takes the discovery lock (skipping this poll
+   when it cannot within 2 s), looks for a lease once more, removes the discovery file and only then logs
+   ``Browser server idle for Ns, shutting down`` and exits 0, so a run that found it healthy under the lock
+   always gets a server that stays up; three failed polls in a row (or Chromium exiting) → exit 1;
+   SIGTERM/SIGINT → the same shutdown, exit 0.
 
 Shutting down stops Chromium, removes the discovery file if it still names this pid and deletes the profile.
 Proxies are per browser context (proxy.md §9), so runs with any proxy share the server.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -48,6 +53,8 @@ __all__ = [
 DEFAULT_IDLE_TIMEOUT = 60.0
 POLL_INTERVAL = 5.0
 POLL_TIMEOUT = 2.0
+#: how long an idle server waits for the discovery lock before it retires (else it tries at the next poll)
+RETIRE_LOCK_WAIT = 2.0
 STARTUP_TIMEOUT = 30.0
 MAX_FAILED_POLLS = 3
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
@@ -156,6 +163,47 @@ class _Server:
         self.chromium: asyncio.subprocess.Process | None = None
         self.stop = asyncio.Event()
         self.exit_code = EXIT_OK
+        self._lease: int | None = None  # the discovery file's mtime (ns) last seen: a newer one is a reuse
+
+    def renewed(self) -> bool:
+        """Whether a run reused the server (touched the discovery file) since the last look."""
+        if not self.discovery:
+            return False
+        try:
+            mtime = os.stat(self.discovery).st_mtime_ns
+        except OSError:
+            return False
+        renewed = self._lease is not None and mtime != self._lease
+        self._lease = mtime
+        return renewed
+
+    def retire(self) -> bool:
+        """Under the discovery lock: unless a run renewed the lease meanwhile, remove the discovery file so no run
+        can find this server any more (``True``); ``False`` when renewed or the lock stayed busy."""
+        if not self.discovery:
+            return True
+        lock_path = os.path.join(os.path.dirname(self.discovery) or ".", "browser.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            _log(f"cannot open {lock_path}: {exc}; shutting down without it")
+            return True
+        try:
+            deadline = time.monotonic() + RETIRE_LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False  # a run is looking at the server right now: next poll
+                    time.sleep(0.05)
+            if self.renewed():
+                return False
+            _remove_discovery_file(self.discovery)
+            return True
+        finally:
+            os.close(fd)  # releases the lock
 
     async def start(self, executable: str) -> str:
         """Start Chromium; return the ``ws://`` URL it announced (within 30 s)."""
@@ -207,13 +255,17 @@ class _Server:
                         return
                 else:
                     now = time.monotonic()
-                    if pages:
+                    if self.renewed():
+                        idle_since = None if pages else now
+                    elif pages:
                         idle_since = None
                     elif idle_since is None:
                         idle_since = now
                     elif now - idle_since >= self.idle_timeout:
-                        _log(f"Browser server idle for {now - idle_since:.0f}s, shutting down")
-                        return
+                        if await asyncio.to_thread(self.retire):
+                            _log(f"Browser server idle for {now - idle_since:.0f}s, shutting down")
+                            return
+                        idle_since = time.monotonic()  # reused meanwhile: a new idle period
                 done, _ = await asyncio.wait({exited, stopped}, timeout=POLL_INTERVAL)
                 if stopped in done:
                     _log("signal received, shutting down")
@@ -270,6 +322,7 @@ async def run_browser_server(ipc_fd: int, env: Mapping[str, str] | None = None) 
             except OSError as exc:
                 _log(f"cannot write the discovery file {server.discovery}: {exc}")
                 return EXIT_FAILED
+            server.renewed()  # the lease starts at the file as written
         os.write(ipc_fd, (ws_endpoint + "\n").encode("ascii"))
         os.close(ipc_fd)  # the runtime stops reading after the first line
         _log(f"serving {ws_endpoint} (idle timeout {server.idle_timeout:g}s)")

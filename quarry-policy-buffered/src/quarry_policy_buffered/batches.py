@@ -17,7 +17,7 @@ ambiguous failure cannot duplicate chunks there) and with a new one in ``at_leas
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from quarry_core.interfaces import PolicyStats
@@ -166,6 +166,12 @@ class Counters:
 
     def reject(self, etype: str) -> None:
         self.rejected[etype] = self.rejected.get(etype, 0) + 1
+
+    def refuse(self, events: Sequence[Event]) -> None:
+        """Events handed over with one that failed, behind it: received, never taken (unflushed)."""
+        for event in events:
+            self.receive(event.type)
+            self.reject(event.type)
 
     def persist(self, events: list[Event]) -> None:
         held = self.held

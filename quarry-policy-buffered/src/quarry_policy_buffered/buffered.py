@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from quarry_core.errors import PolicyError
@@ -119,33 +119,42 @@ class BufferedPolicy:
     # ------------------------------------------------------------------ ingestion
 
     async def ingest_event(self, event: Event) -> None:
-        etype = event.type
+        await self.ingest_events((event,))
+
+    async def ingest_events(self, events: Sequence[Event]) -> None:
+        """Events that arrived together (CONTRACT_POLICY §1): exactly ``ingest_event`` for each in order (drops,
+        backpressure and batch starts at the same events), without a coroutine per event. When one fails, the
+        events after it are received and unflushed, as the runtime handed them over."""
         counters = self._counters
-        counters.receive(etype)
-        if self._failure is not None or self._closed:
-            counters.reject(etype)
-            raise self._refusal()
-        size = _event_size(event)
-        if not self._fits_event(size):
-            if etype in DROPPABLE_EVENT_TYPES:
-                self._drop(event, "buffer_full", was_held=False)
-                return
-            try:
-                await self._make_room(size, chunk=False)
-            except BaseException:
+        for i, event in enumerate(events):
+            etype = event.type
+            counters.receive(etype)
+            if self._failure is not None or self._closed:
                 counters.reject(etype)
-                raise
-        counters.hold(etype)
-        entry = _Entry(event, size, etype)
-        self._waiting.append(entry)
-        if etype in DROPPABLE_EVENT_TYPES:
-            self._droppable.append(entry)
-        self._w_items += 1
-        self._w_events += 1
-        self._w_bytes += size
-        counters.mark(self._w_events + self._f_events, self._w_bytes + self._f_bytes)
-        if self._threshold_reached() and self._start_batch("count"):
-            await asyncio.sleep(0)  # let the writer start the sink call while ingestion goes on
+                self._counters.refuse(events[i + 1 :])
+                raise self._refusal()
+            size = _event_size(event)
+            if not self._fits_event(size):
+                if etype in DROPPABLE_EVENT_TYPES:
+                    self._drop(event, "buffer_full", was_held=False)
+                    continue
+                try:
+                    await self._make_room(size, chunk=False)
+                except BaseException:
+                    counters.reject(etype)
+                    self._counters.refuse(events[i + 1 :])
+                    raise
+            counters.hold(etype)
+            entry = _Entry(event, size, etype)
+            self._waiting.append(entry)
+            if etype in DROPPABLE_EVENT_TYPES:
+                self._droppable.append(entry)
+            self._w_items += 1
+            self._w_events += 1
+            self._w_bytes += size
+            counters.mark(self._w_events + self._f_events, self._w_bytes + self._f_bytes)
+            if self._threshold_reached() and self._start_batch("count"):
+                await asyncio.sleep(0)  # let the writer start the sink call while ingestion goes on
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
         self._counters.chunks_received += 1

@@ -121,7 +121,7 @@ class StreamingPolicy:
                 try:
                     await self.ingest_event(event)
                 except BaseException:
-                    self._refuse(events[i + 1 :])
+                    self._counters.refuse(events[i + 1 :])
                     raise
             return
         counters = self._counters
@@ -139,7 +139,7 @@ class StreamingPolicy:
                     await self._wait_room(size)
                 except BaseException:
                     counters.reject(etype)
-                    self._refuse(events[i + 1 :])
+                    self._counters.refuse(events[i + 1 :])
                     raise
                 buf = self._events
             buf.append(event)
@@ -155,15 +155,9 @@ class StreamingPolicy:
                 try:
                     await self._flush(trigger)
                 except BaseException:
-                    self._refuse(events[i + 1 :])
+                    self._counters.refuse(events[i + 1 :])
                     raise
                 buf = self._events
-
-    def _refuse(self, events: Sequence[Event]) -> None:
-        counters = self._counters
-        for event in events:
-            counters.receive(event.type)
-            counters.reject(event.type)
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
         self._counters.chunks_received += 1

@@ -16,7 +16,8 @@ Reuse server discovery, all under an exclusive ``flock`` on ``<dir>/browser.lock
 - its pid is gone → delete the file, launch;
 - its pid is a zombie, or ``/json/version`` fails (2 s) → kill the pid's process group only if its command line
   has ``--browser-server``, delete the file, launch;
-- healthy → reuse (``Reusing browser server (pid=…, age=…)``).
+- healthy → touch ``browser.json`` (the lease: the server's idle time starts again, and an idle server retires
+  only under the same lock, after one more look at the lease) → reuse (``Reusing browser server (pid=…, age=…)``).
 
 Launching runs ``<executor command> --browser-server`` in a new session with ``QUARRY_BROWSER_DISCOVERY_FILE``
 and ``QUARRY_BROWSER_IDLE_TIMEOUT``; its first stdout line must start with ``ws://`` within 30 s, else it is killed.
@@ -330,6 +331,8 @@ def acquire_reuse_server_sync(
                 except Exception as exc:
                     logger.debug("browser server pid={} failed its health check: {}", pid, _describe(exc))
             if healthy:
+                with contextlib.suppress(OSError):  # the lease: the server sees a reuse and stays up
+                    os.utime(discovery)
                 return ReuseServer(str(record["ws_endpoint"]), pid, str(record.get("started_at", "")), False)
             if state is not None:
                 _kill_server(pid, zombie=state == "Z")
