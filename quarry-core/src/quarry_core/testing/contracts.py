@@ -73,12 +73,11 @@ async def feed(policy: IngestionPolicy, frames: Iterable[Frame], *, group: int =
             pending.append(frame)
             if len(pending) < group and not frame.is_terminal:
                 continue
-            await ingest_events(pending)
-            pending = []
-            continue
         if pending:
-            await ingest_events(pending)  # type: ignore[misc]  # pending is only filled with ingest_events set
-            pending = []
+            group_of, pending = pending, []
+            await ingest_events(group_of)  # type: ignore[misc]  # only filled when the policy has it
+            if group_of[-1] is frame:
+                continue
         if isinstance(frame, ArtifactChunk):
             await policy.ingest_chunk(frame)
         else:
@@ -460,7 +459,9 @@ class PolicyContract:
             return firsts, counts
 
         async def body() -> None:
-            if not hasattr(self.make_policy(self.make_config(), self.make_sink()), "ingest_events"):
+            probe = self.make_policy(self.make_config(), self.make_sink())
+            await probe.close()
+            if not hasattr(probe, "ingest_events"):
                 return
             one = await outcome(1)
             for group in (3, 64):
