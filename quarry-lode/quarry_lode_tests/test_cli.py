@@ -98,3 +98,15 @@ def _row() -> dict[str, object]:
         "attempt": 1,
         "policy": "strict",
     }
+
+
+def test_config_file_like_the_other_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--config` (and `--no-config`) as every command takes them (CONTRACT_CLI): the file's storage is used."""
+    Dataset.open(str(tmp_path / "store"), "other").write({("events", PART): [_row()]}, metadata={})
+    config = tmp_path / "quarry.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path / "store"}"\ndataset = "other"\n')
+    assert main(["lode", "gc", "--config", str(config), "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == f"{tmp_path / 'store'}/datasets/other"
+
+    assert main(["lode", "gc", "--config", str(tmp_path / "missing.toml")]) == 4
+    assert "missing.toml" in capsys.readouterr().err

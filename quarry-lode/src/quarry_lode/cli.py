@@ -1,8 +1,10 @@
 """``quarry lode ...``: Lode housekeeping commands, mounted by quarry-lode through ``quarry_cli_commands``.
 
 ``quarry lode gc [--older-than 24h] [--apply]`` lists (and with ``--apply`` deletes) data files of snapshots that
-never committed and stale temporary files (:mod:`quarry_lode.gc`). It takes ``quarry run``'s storage options with
-the same defaults and environment variables and never writes or creates anything without ``--apply``.
+never committed and stale temporary files (:mod:`quarry_lode.gc`). It takes the read-side commands' shared options
+(``quarry_core.cli.read_common``: storage with the same defaults, environment variables and config file as
+``quarry run``, ``--config``/``--no-config``, ``--log-level``, ``--format``) and never writes or creates anything
+without ``--apply``.
 
 Exit codes: 0 done; 1 no dataset at the storage path, or a storage failure (the message names the operation and
 path); 4 usage or configuration.
@@ -11,16 +13,17 @@ path); 4 usage or configuration.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from quarry_core.cli.read_common import ReadContext, ReadFailure, read_command
+from quarry_core.outcomes import ExitCode
 
 __all__ = [
     "app",
     "gc",
 ]
-
-_STORAGE = "Storage"
 
 app = typer.Typer(
     name="lode",
@@ -37,11 +40,6 @@ def _lode() -> None:
     """Lode storage housekeeping."""
 
 
-def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"Error: {message}\n")
-    return code
-
-
 def _describe(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{int(seconds // 3600)}h"
@@ -51,7 +49,9 @@ def _describe(seconds: float) -> str:
 
 
 @app.command("gc")
+@read_command("lode")
 def gc(
+    ctx: ReadContext,
     older_than: Annotated[
         str,
         typer.Option(
@@ -63,109 +63,31 @@ def gc(
     apply: Annotated[
         bool, typer.Option("--apply", help="Delete the candidates (default: dry run, nothing is written).")
     ] = False,
-    storage_backend: Annotated[
-        str,
-        typer.Option(
-            "--storage-backend",
-            envvar="QUARRY_STORAGE_BACKEND",
-            help="Storage backend (lode; aliases fs, s3).",
-            rich_help_panel=_STORAGE,
-        ),
-    ] = "lode",
-    storage_path: Annotated[
-        str,
-        typer.Option(
-            "--storage-path",
-            envvar="QUARRY_STORAGE_PATH",
-            help="Local directory or fsspec URL.",
-            rich_help_panel=_STORAGE,
-        ),
-    ] = "./quarry-data",
-    storage_dataset: Annotated[
-        str,
-        typer.Option(
-            "--storage-dataset", envvar="QUARRY_STORAGE_DATASET", help="Dataset name.", rich_help_panel=_STORAGE
-        ),
-    ] = "quarry",
-    storage_region: Annotated[
-        str | None,
-        typer.Option("--storage-region", envvar="QUARRY_STORAGE_REGION", help="S3 region.", rich_help_panel=_STORAGE),
-    ] = None,
-    storage_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--storage-endpoint",
-            envvar="QUARRY_STORAGE_ENDPOINT",
-            help="S3-compatible endpoint URL.",
-            rich_help_panel=_STORAGE,
-        ),
-    ] = None,
-    storage_s3_path_style: Annotated[
-        bool,
-        typer.Option(
-            "--storage-s3-path-style",
-            envvar="QUARRY_STORAGE_S3_PATH_STYLE",
-            help="Path-style S3 addressing.",
-            rich_help_panel=_STORAGE,
-        ),
-    ] = False,
-    storage_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--storage-option",
-            envvar="QUARRY_STORAGE_OPTION",
-            help="fsspec option K=V (repeatable).",
-            rich_help_panel=_STORAGE,
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option("--format", "-f", help="json, table or yaml (default: table on a TTY, else json)."),
-    ] = None,
-    no_color: Annotated[bool, typer.Option("--no-color", envvar="NO_COLOR", help="Disable colour in tables.")] = False,
 ) -> int:
     """Find data files of snapshots that never committed (and stale temp files); delete them with --apply."""
-    from quarry_core.cli.output import render, resolve_format
     from quarry_core.errors import ConfigError, StorageError
-    from quarry_core.interfaces import StorageConfig
     from quarry_core.units import parse_duration
 
     try:
         threshold = parse_duration(older_than)
     except ValueError as exc:
-        return _fail(f"--older-than: {exc}", 4)
-    try:
-        resolved_format = resolve_format(fmt)
-    except ConfigError as exc:
-        return _fail(str(exc), 4)
-    if storage_backend not in ("lode", "fs", "s3"):
-        return _fail(f'quarry lode gc works on the lode storage backend (lode, fs, s3), not "{storage_backend}"', 4)
-    options: dict[str, str] = {}
-    for item in [p for raw in storage_option or [] for p in raw.split(",") if p]:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            return _fail(f'invalid --storage-option "{item}": expected KEY=VALUE', 4)
-        options[key.strip()] = value
-    config = StorageConfig(
-        backend=storage_backend,
-        path=storage_path,
-        dataset=storage_dataset,
-        region=storage_region,
-        endpoint=storage_endpoint,
-        s3_path_style=storage_s3_path_style,
-        options=options,
-    )
+        raise ReadFailure(f"--older-than: {exc}", ExitCode.USAGE) from None
+    config = ctx.storage
+    if config.backend not in ("lode", "fs", "s3"):
+        raise ReadFailure(
+            f'quarry lode gc works on the lode storage backend (lode, fs, s3), not "{config.backend}"', ExitCode.USAGE
+        )
     from quarry_lode.settings import resolve_location, validate_storage
 
     try:
         validate_storage(config)
     except ConfigError as exc:
-        return _fail(str(exc), 4)
+        raise ReadFailure(str(exc), ExitCode.USAGE) from None
     location = resolve_location(config)
     if location.local_path is not None:
         base = f"{location.local_path.rstrip('/')}/datasets/{config.dataset}"
         if not _is_dir(base):
-            return _fail(f"no dataset at {base}", 1)
+            raise ReadFailure(f"no dataset at {base}")
 
     from quarry_lode.gc import collect_garbage
     from quarry_lode.reader import open_dataset
@@ -174,15 +96,13 @@ def gc(
         ds = open_dataset(location.url, config.dataset, storage_options=location.storage_options)
         report = collect_garbage(ds, older_than=threshold, apply=apply)
     except StorageError as exc:
-        return _fail(str(exc), 1)
+        raise ReadFailure(str(exc)) from None
     except Exception as exc:  # fsspec/botocore failures while opening the filesystem
         from quarry_lode.errors import classify
 
-        return _fail(str(classify(exc, "init", location.url)), 1)
+        raise ReadFailure(str(classify(exc, "init", location.url))) from None
 
-    data: Any = report.to_dict()
-    shown = data["candidates"] if resolved_format == "table" else data
-    sys.stdout.write(render(shown, resolved_format, no_color=no_color))
+    ctx.emit(report.to_dict(), table_key="candidates", title="lode gc")
     count, size, age = len(report.candidates), report.candidate_bytes, _describe(threshold)
     if apply:
         line = f"deleted {len(report.deleted)} of {count} file(s) older than {age} ({size} bytes)"
