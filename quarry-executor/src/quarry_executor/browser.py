@@ -31,6 +31,7 @@ __all__ = [
     "find_browser_executable",
     "launch_options",
     "locate_browser_executable",
+    "managed_executable_path",
     "playwright_proxy",
     "redact_proxy",
 ]
@@ -103,6 +104,18 @@ def locate_browser_executable(
     )
 
 
+def managed_executable_path() -> str | None:
+    """Where Playwright's own Chromium is (installed or not), asked of its driver outside an event loop (a few
+    hundred ms); ``None`` when Playwright cannot tell."""
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            return str(pw.chromium.executable_path)
+    except Exception:
+        return None
+
+
 def describe_browser(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What ``quarry debug browser`` reports of this executor's browser: ``executable``, ``found_via``
     (``env``, ``playwright`` or ``system``) and ``version`` (``<executable> --version``), or ``error``.
@@ -111,15 +124,7 @@ def describe_browser(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     ``QUARRY_BROWSER_EXECUTABLE`` decides.
     """
     env = os.environ if env is None else env
-    managed: str | None = None
-    if not env.get("QUARRY_BROWSER_EXECUTABLE"):
-        try:
-            from playwright.sync_api import sync_playwright
-
-            with sync_playwright() as pw:
-                managed = pw.chromium.executable_path
-        except Exception:
-            managed = None
+    managed = None if env.get("QUARRY_BROWSER_EXECUTABLE") else managed_executable_path()
     info: dict[str, Any] = {"executable": None, "found_via": None, "version": None}
     try:
         info["executable"], info["found_via"] = locate_browser_executable(env, managed)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from quarry_executor.browser import find_browser_executable, launch_options
+from quarry_executor.browser import find_browser_executable, launch_options, managed_executable_path
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -79,15 +79,9 @@ def idle_timeout(env: Mapping[str, str]) -> float:
 
 
 def _managed_executable() -> str | None:
-    """Playwright's own Chromium, when installed (asks the driver, which costs a few hundred ms once)."""
-    try:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            path = pw.chromium.executable_path
-        return path if path and os.path.isfile(path) else None
-    except Exception:
-        return None
+    """Playwright's own Chromium, when installed."""
+    path = managed_executable_path()
+    return path if path and os.path.isfile(path) else None
 
 
 def chromium_command(executable: str, profile: str, env: Mapping[str, str]) -> list[str]:

@@ -87,43 +87,12 @@ class StreamingPolicy:
     # ------------------------------------------------------------------ ingestion
 
     async def ingest_event(self, event: Event) -> None:
-        etype = event.type
-        counters = self._counters
-        counters.receive(etype)
-        if self._closed:
-            counters.reject(etype)
-            raise PolicyError("streaming policy is closed")
-        if self._interval_task is None and self._interval > 0:
-            self._start_interval()
-        size = event_size(event)
-        if self._events or self._chunks:
-            try:
-                await self._wait_room(size)
-            except BaseException:
-                counters.reject(etype)
-                raise
-        events = self._events
-        events.append(event)
-        counters.hold(etype)
-        self._event_bytes += size
-        self._mark()
-        if len(events) + len(self._chunks) >= self._item_cap or self._event_bytes + self._chunk_bytes >= self._byte_cap:
-            await self._flush("capacity")
-        elif self._flush_at and len(events) >= self._flush_at:
-            await self._flush("count")
+        await self.ingest_events((event,))
 
     async def ingest_events(self, events: Sequence[Event]) -> None:
-        """Events that arrived together (CONTRACT_POLICY §1): exactly ``ingest_event`` for each in order, triggers
-        included, without a coroutine per event. On a failure the events after the failing one are received
-        and unflushed, as the runtime handed them over."""
-        if self._closed or (self._interval_task is None and self._interval > 0):
-            for i, event in enumerate(events):  # the rare paths, one at a time
-                try:
-                    await self.ingest_event(event)
-                except BaseException:
-                    self._counters.refuse(events[i + 1 :])
-                    raise
-            return
+        """Events that arrived together (CONTRACT_POLICY §1), each taken as if alone, triggers included, without a
+        coroutine per event. On a failure the events after the failing one are received and unflushed, as the
+        runtime handed them over."""
         counters = self._counters
         receive, hold = counters.receive, counters.hold
         flush_at, item_cap, byte_cap = self._flush_at, self._item_cap, self._byte_cap
@@ -131,6 +100,12 @@ class StreamingPolicy:
         for i, event in enumerate(events):
             etype = event.type
             receive(etype)
+            if self._closed:
+                counters.reject(etype)
+                counters.refuse(events[i + 1 :])
+                raise PolicyError("streaming policy is closed")
+            if self._interval_task is None and self._interval > 0:
+                self._start_interval()
             size = event_size(event)
             if (buf or self._chunks) and (
                 len(buf) + len(self._chunks) + 1 > item_cap or self._event_bytes + self._chunk_bytes + size > byte_cap
@@ -139,7 +114,7 @@ class StreamingPolicy:
                     await self._wait_room(size)
                 except BaseException:
                     counters.reject(etype)
-                    self._counters.refuse(events[i + 1 :])
+                    counters.refuse(events[i + 1 :])
                     raise
                 buf = self._events
             buf.append(event)
@@ -155,7 +130,7 @@ class StreamingPolicy:
                 try:
                     await self._flush(trigger)
                 except BaseException:
-                    self._counters.refuse(events[i + 1 :])
+                    counters.refuse(events[i + 1 :])
                     raise
                 buf = self._events
 

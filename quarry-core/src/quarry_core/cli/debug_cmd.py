@@ -133,36 +133,28 @@ def debug_browser(
     """The browser a run would use: the executable the executor finds (and how), its version, and the browser
     reuse server as the next run would find it. Exit 1 when no browser is found, 2 when the executor cannot
     answer, 4 for an unknown executor."""
-    import os
-    import subprocess
-
+    from quarry_core.cli.common import ExecutorQueryError, query_executor
     from quarry_core.errors import ConfigError, QuarryError
     from quarry_core.interfaces import ExecutorConfig
     from quarry_core.plugins import PluginHost
     from quarry_core.runtime.browser import describe_reuse
 
-    python = executor_python or sys.executable
     try:
         record = PluginHost.build().executor(executor).record
     except ConfigError as exc:  # an unknown executor name: a usage error
         raise ReadFailure(str(exc), ExitCode.USAGE) from None
     try:
-        launcher = record.factory(ExecutorConfig(python=python))
-        cmd = [*launcher.command(False), "--browser-info"]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env={**os.environ, **launcher.env()}, timeout=120, check=False
+        info = query_executor(
+            record.factory(ExecutorConfig(python=executor_python or sys.executable)), ["--browser-info"]
         )
-    except (OSError, subprocess.SubprocessError, QuarryError) as exc:
-        raise ReadFailure(f"executor {executor!r} could not be started: {exc}", ExitCode.EXECUTOR_CRASH) from None
-    try:
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        if not isinstance(info, dict) or "executable" not in info:
-            raise ValueError("not a browser description")
-    except (ValueError, IndexError):
-        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    except (ExecutorQueryError, QuarryError) as exc:
         raise ReadFailure(
-            f"executor {executor!r} did not describe its browser (--browser-info): {tail}", ExitCode.EXECUTOR_CRASH
+            f"executor {executor!r} did not describe its browser (--browser-info): {exc}", ExitCode.EXECUTOR_CRASH
         ) from None
+    if "executable" not in info:
+        raise ReadFailure(
+            f"executor {executor!r} did not describe its browser (--browser-info)", ExitCode.EXECUTOR_CRASH
+        )
     data: dict[str, Any] = {
         "executable": info.get("executable"),
         "found_via": info.get("found_via"),

@@ -636,8 +636,7 @@ def _dry_run(dry: DryRun, opts: RunOptions, host: Any) -> int:
 
     Exit 0 valid, 1 invalid, 2 executor not startable.
     """
-    import subprocess
-
+    from quarry_core.cli.common import ExecutorQueryError, query_executor
     from quarry_core.interfaces import ExecutorConfig
 
     python = opts.value("executor_python") or sys.executable
@@ -648,17 +647,9 @@ def _dry_run(dry: DryRun, opts: RunOptions, host: Any) -> int:
     err.write(f"  resolve-from: {dry.resolve_from or '-'}\n")
     try:
         launcher = host.executor(executor).record.factory(ExecutorConfig(python=python, resolve_from=dry.resolve_from))
-        cmd = [*launcher.command(False), "--validate", dry.script]
-        env = {**os.environ, **launcher.env()}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    except (OSError, subprocess.SubprocessError, QuarryError) as exc:
+        result = query_executor(launcher, ["--validate", dry.script])
+    except (ExecutorQueryError, QuarryError) as exc:
         err.write(f"\u2717 Executor failed: {exc}\nValidation failed.\n")
-        return 2
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        err.write(f"\u2717 Executor failed: exit {proc.returncode}: {tail}\nValidation failed.\n")
         return 2
     if not result.get("valid"):
         err.write(f"\u2717 Script load failed: {result.get('error', 'unknown error')}\nValidation failed.\n")

@@ -157,16 +157,24 @@ def describe_reuse(env: Mapping[str, str] | None = None, timeout: float = HEALTH
     info: dict[str, Any] = {"directory": str(directory), "pid": None, "ws_endpoint": None, "healthy": False}
     if record is None:
         return info
-    pid = int(record["pid"])
-    info["pid"], info["ws_endpoint"] = pid, str(record["ws_endpoint"])
-    state = _proc_state(pid)
-    if state is not None and state != "Z":
-        try:
-            _get_version(info["ws_endpoint"], timeout)
-            info["healthy"] = True
-        except Exception as exc:
-            logger.debug("browser server pid={} failed its health check: {}", pid, _describe(exc))
+    info["pid"], info["ws_endpoint"] = int(record["pid"]), str(record["ws_endpoint"])
+    info["healthy"] = _probe(record, timeout)[1]
     return info
+
+
+def _probe(record: Mapping[str, Any], timeout: float = HEALTH_TIMEOUT) -> tuple[str | None, bool]:
+    """A discovery record's server: its process state (``None`` gone, ``Z`` zombie) and whether it is healthy
+    (alive, not a zombie, ``/json/version`` answering within ``timeout``)."""
+    pid = int(record["pid"])
+    state = _proc_state(pid)
+    if state is None or state == "Z":
+        return state, False
+    try:
+        _get_version(str(record["ws_endpoint"]), timeout)
+    except Exception as exc:
+        logger.debug("browser server pid={} failed its health check: {}", pid, _describe(exc))
+        return state, False
+    return state, True
 
 
 def _proc_state(pid: int) -> str | None:
@@ -322,14 +330,7 @@ def acquire_reuse_server_sync(
         record = read_discovery(discovery)
         if record is not None:
             pid = int(record["pid"])
-            state = _proc_state(pid)
-            healthy = False
-            if state is not None and state != "Z":
-                try:
-                    _get_version(str(record["ws_endpoint"]), HEALTH_TIMEOUT)
-                    healthy = True
-                except Exception as exc:
-                    logger.debug("browser server pid={} failed its health check: {}", pid, _describe(exc))
+            state, healthy = _probe(record)
             if healthy:
                 with contextlib.suppress(OSError):  # the lease: the server sees a reuse and stays up
                     os.utime(discovery)
