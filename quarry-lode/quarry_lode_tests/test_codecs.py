@@ -48,10 +48,28 @@ def test_round_trip(codec: str, compression: str, ext: str) -> None:
 def test_parquet_uses_zstd_by_default() -> None:
     import io
 
-    data = encode_rows("chunks", [CHUNK], "parquet", "zstd")
+    second = dict(CHUNK, seq=2, offset=CHUNK["length"])
+    data = encode_rows("chunks", [CHUNK, second], "parquet", "zstd")
     meta = pq.ParquetFile(io.BytesIO(data)).metadata
-    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert all(meta.row_group(0).column(i).compression == "ZSTD" for i in range(meta.num_columns))
     assert "source" not in pq.read_schema(io.BytesIO(data)).names  # partition columns never stored
+
+
+@pytest.mark.parametrize("compression", ["zstd", "snappy", "gzip"])
+def test_one_row_parquet_files_are_uncompressed_and_smaller(compression: str) -> None:
+    import io
+
+    import pyarrow as pa
+
+    row = {"record_kind": "event", "seq": 1, "type": "item", "payload": '{"item_type":"row","data":{"i":1}}'}
+    data = encode_rows("events", [row], "parquet", compression)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"UNCOMPRESSED"}
+    sink = pa.BufferOutputStream()  # what the configured compression would have written
+    arrow = pa.Table.from_pylist([row], schema=SCHEMAS["events"])
+    pq.write_table(arrow, sink, compression=compression, use_dictionary=False)
+    assert len(data) < sink.getvalue().size
+    assert pq.read_table(io.BytesIO(data)).equals(arrow)
 
 
 def test_jsonl_shape() -> None:

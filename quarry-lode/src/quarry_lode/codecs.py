@@ -250,6 +250,13 @@ _ZSTD_LEVEL = 3
 #: they cost more than the data (the values and the schema are the same; only the page encoding differs).
 DICTIONARY_MIN_ROWS = 64
 
+#: Up to this many rows a Parquet file is written uncompressed whatever the configured compression: a run's
+#: one-row files (its two ``runs`` records, its ``metrics`` record, a lone event) come out smaller without it
+#: (a compressed chunk of one value carries a frame header) and cost 40 % less CPU to write (a ``runs`` record:
+#: 1.7 → 1.0 ms; each column chunk sets up its own compressor). Parquet names the codec per column chunk, so
+#: readers need nothing from the manifest's ``compressor``.
+UNCOMPRESSED_MAX_ROWS = 1
+
 
 class ColumnarRows(Protocol):
     """A sequence of rows of one table that can also build its Arrow table column-wise."""
@@ -472,7 +479,9 @@ def encode_rows(table: str, rows: Sequence[Mapping[str, Any]], codec: str, compr
     if codec == "parquet":
         arrow = rows.to_arrow() if is_columnar(rows) else pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
         sink = pa.BufferOutputStream()
-        kwargs: dict[str, Any] = {"compression": compression if compression != "none" else "none"}
+        if arrow.num_rows <= UNCOMPRESSED_MAX_ROWS:
+            compression = "none"
+        kwargs: dict[str, Any] = {"compression": compression}
         if compression == "zstd":
             kwargs["compression_level"] = _ZSTD_LEVEL
         if arrow.num_rows < DICTIONARY_MIN_ROWS:

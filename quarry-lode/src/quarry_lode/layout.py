@@ -7,6 +7,7 @@ Paths here are plain ``/``-joined strings in the filesystem's own form (no proto
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -66,9 +67,15 @@ class Partition:
 
     def relpath(self) -> str:
         """``source=…/category=…/day=…/run_id=…/event_type=…``; raises ``ValueError`` for invalid values."""
-        if not _DAY_RE.match(self.day):
-            raise ValueError(f"day must be YYYY-MM-DD, got {self.day!r}")
-        return "/".join(f"{k}={escape_value(getattr(self, k), what=k)}" for k in PARTITION_KEYS)
+        return _relpath(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _relpath(partition: Partition) -> str:
+    """:meth:`Partition.relpath`, cached: a run's commits name its few partitions over and over."""
+    if not _DAY_RE.match(partition.day):
+        raise ValueError(f"day must be YYYY-MM-DD, got {partition.day!r}")
+    return "/".join(f"{k}={escape_value(getattr(partition, k), what=k)}" for k in PARTITION_KEYS)
 
 
 def data_extension(codec: str, compression: str) -> str:

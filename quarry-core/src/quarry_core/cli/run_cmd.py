@@ -348,7 +348,7 @@ def run(
     executor_recycle_after: Annotated[
         int,
         typer.Option("--executor-recycle-after", help="Replace a warm executor after N runs.", rich_help_panel=_FANOUT),
-    ] = 50,
+    ] = 200,
     isolation: Annotated[
         str,
         typer.Option(

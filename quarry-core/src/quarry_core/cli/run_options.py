@@ -501,13 +501,13 @@ def _capture_path(value: Any) -> str | None:
 def fanout_settings(cfg: ConfigView, isolation_level: str | None = None, *, warn: bool = True) -> Any:
     """Step 16: the resolved ``fanout.*`` keys as :class:`~quarry_core.runtime.fanout.FanoutSettings`, or ``None``
     when ``--depth`` is 0 (enqueue events stay advisory). Raises ``invalid fan-out config: <reason>``."""
-    from quarry_core.runtime.fanout import ISOLATION_LEVELS, FanoutSettings
+    from quarry_core.runtime.fanout import DEFAULT_EXECUTOR_RECYCLE_AFTER, ISOLATION_LEVELS, FanoutSettings
 
     depth = int(cfg.get("fanout.depth", 0) or 0)
     max_runs = int(cfg.get("fanout.max_runs", 0) or 0)
     parallel = int(cfg.get("fanout.parallel", 1) if cfg.get("fanout.parallel") is not None else 1)
     recycle = cfg.get("fanout.executor_recycle_after")
-    recycle_after = 50 if recycle is None else int(recycle)
+    recycle_after = DEFAULT_EXECUTOR_RECYCLE_AFTER if recycle is None else int(recycle)
     warm = cfg.get("fanout.warm_executors")
     isolation = str(isolation_level or "context")
     problem = None

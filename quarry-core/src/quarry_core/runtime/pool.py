@@ -124,7 +124,7 @@ class ExecutorPool:
         config: ExecutorConfig,
         *,
         size: int,
-        recycle_after: int = 50,
+        recycle_after: int = 200,
         on_stderr: Callable[[str], None] = default_stderr_printer,
         env: Mapping[str, str] | None = None,
         launch_grace: float = 0.0,
