@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,37 @@ def test_the_pooled_page_serves_its_runs_then_is_replaced_and_closed(monkeypatch
             await session.discard(own_context, own_page)
             _, page = await session.new_page(None)
             assert page is pages[6]
+        finally:
+            await session.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.browser
+def test_a_runs_routes_do_not_outlive_it_on_the_pooled_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUARRY_ISOLATION", "page")
+
+    async def scenario() -> None:
+        session = await PooledSession.open(None)
+        assert isinstance(session, PooledSession)
+        try:
+            context, page = await session.new_page(None)
+            assert not warm._may_have_routes(page)
+
+            async def fake(route: Any) -> None:
+                await route.fulfill(body="<p id=x>routed</p>", content_type="text/html")
+
+            await page.route("http://quarry.invalid/**", fake)
+            await page.goto("http://quarry.invalid/a")
+            assert await page.inner_text("#x") == "routed"
+            assert warm._may_have_routes(page)
+            await session.discard(context, page)  # the run ends
+
+            context, again = await session.new_page(None)
+            assert again is page and not warm._may_have_routes(page)
+            with pytest.raises(Exception, match="ERR_NAME_NOT_RESOLVED"):
+                await page.goto("http://quarry.invalid/a")
+            await session.discard(context, page)
         finally:
             await session.close()
 

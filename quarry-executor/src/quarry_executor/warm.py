@@ -128,8 +128,9 @@ class PooledSession(BrowserSession):
 
     async def discard(self, context: BrowserContext, page: Page) -> None:
         if self._shared is not None and page is self._shared[1]:
-            with contextlib.suppress(Exception):
-                await page.unroute_all(behavior="ignoreErrors")  # the next run starts without this run's routes
+            if _may_have_routes(page):
+                with contextlib.suppress(Exception):
+                    await page.unroute_all(behavior="ignoreErrors")  # the next run starts without this run's routes
             return
         self._track(BrowserSession.discard(self, context, page))
         self.prepare_spare()
@@ -141,6 +142,18 @@ class PooledSession(BrowserSession):
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=5.0)
         await super().close()
+
+
+def _may_have_routes(page: Page) -> bool:
+    """Whether ``page`` may hold routes (``route``, ``route_from_har``, ``route_web_socket``): Playwright keeps
+    them on the page object, so a run that set none is not followed by an ``unroute_all`` round trip through the
+    driver. Unknown Playwright internals answer ``True``."""
+    impl = getattr(page, "_impl_obj", None)
+    routes = getattr(impl, "_routes", None)
+    socket_routes = getattr(impl, "_web_socket_routes", None)
+    if not isinstance(routes, list) or not isinstance(socket_routes, list):
+        return True
+    return bool(routes or socket_routes)
 
 
 class BrowserCache:
