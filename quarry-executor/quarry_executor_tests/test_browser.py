@@ -223,3 +223,29 @@ def test_cdp_attach_never_closes_the_external_browser(execute: Any, site: str, c
         assert res.code == 0, res.stderr
         assert res.item("t")["title"] == "Second page"
         assert proc.poll() is None, "the external browser must survive the run"
+
+
+def test_node_compile_cache_defaults_under_the_cache_home_and_respects_the_user() -> None:
+    from quarry_executor.browser import use_node_compile_cache
+
+    env = {"HOME": "/home/u"}
+    assert use_node_compile_cache(env) == "/home/u/.cache/quarry/node-compile-cache"
+    assert env["NODE_COMPILE_CACHE"] == "/home/u/.cache/quarry/node-compile-cache"
+    env = {"HOME": "/home/u", "XDG_CACHE_HOME": "/c"}
+    assert use_node_compile_cache(env) == "/c/quarry/node-compile-cache"
+    env = {"NODE_COMPILE_CACHE": "/mine", "XDG_CACHE_HOME": "/c"}
+    assert use_node_compile_cache(env) == "/mine" and env["NODE_COMPILE_CACHE"] == "/mine"
+    env = {"NODE_COMPILE_CACHE": ""}  # set but empty: the user turned it off
+    assert use_node_compile_cache(env) is None and env == {"NODE_COMPILE_CACHE": ""}
+    assert use_node_compile_cache({}) is None
+
+
+@pytest.mark.browser
+def test_the_playwright_driver_fills_the_node_compile_cache(execute: Any, tmp_path: Path) -> None:
+    res = execute(
+        "async def run(ctx):\n    await ctx.emit.item('row', {'title': await ctx.page.title()})\n",
+        env={"XDG_CACHE_HOME": str(tmp_path)},
+    )
+    assert res.code == 0, res.stderr
+    cache = tmp_path / "quarry" / "node-compile-cache"
+    assert cache.is_dir() and any(p.is_file() for p in cache.rglob("*"))

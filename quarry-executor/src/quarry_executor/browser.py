@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from quarry_core.errors import ScriptCrashed
@@ -34,6 +34,7 @@ __all__ = [
     "managed_executable_path",
     "playwright_proxy",
     "redact_proxy",
+    "use_node_compile_cache",
 ]
 
 SYSTEM_PATHS = ("/usr/lib/chromium/chromium-headless-shell", "/usr/lib/chromium/chromium")
@@ -110,6 +111,7 @@ def managed_executable_path() -> str | None:
     try:
         from playwright.sync_api import sync_playwright
 
+        use_node_compile_cache()
         with sync_playwright() as pw:
             return str(pw.chromium.executable_path)
     except Exception:
@@ -187,6 +189,25 @@ def redact_proxy(proxy: Mapping[str, Any] | None) -> RedactedProxy | None:
     )
 
 
+def use_node_compile_cache(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Point ``NODE_COMPILE_CACHE`` (inherited by Playwright's Node driver) at ``<cache>/quarry/node-compile-cache``
+    unless it is set already; return the directory in use, or ``None`` without a cache home.
+
+    Node keeps the compiled code of the driver's modules there, checked against their contents: a driver then
+    starts with about 0.09 CPU-seconds less (0.38 → 0.29 s measured), once per executor process. An unwritable
+    directory only means no cache (Node says nothing)."""
+    env = os.environ if environ is None else environ
+    current = env.get("NODE_COMPILE_CACHE")
+    if current is not None:
+        return current or None
+    base = env.get("XDG_CACHE_HOME") or (os.path.join(env["HOME"], ".cache") if env.get("HOME") else "")
+    if not base:
+        return None
+    directory = os.path.join(base, "quarry", "node-compile-cache")
+    env["NODE_COMPILE_CACHE"] = directory
+    return directory
+
+
 class BrowserSession:
     """Playwright plus one browser: launched (owned, closed at the end) or attached over CDP (never closed)."""
 
@@ -199,6 +220,7 @@ class BrowserSession:
     async def open(cls, ws_endpoint: str | None = None, env: Mapping[str, str] | None = None) -> BrowserSession:
         from playwright.async_api import async_playwright
 
+        use_node_compile_cache()
         pw = await async_playwright().start()
         try:
             if ws_endpoint:
