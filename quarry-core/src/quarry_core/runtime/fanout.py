@@ -46,7 +46,7 @@ from quarry_core.plugins import PluginHost
 from quarry_core.protocol.frames import Event
 from quarry_core.runtime.browser import BrowserEndpointError, provision_browser
 from quarry_core.runtime.control import RunControl
-from quarry_core.runtime.pool import ExecutorPool, LimitedPool, PoolTurn
+from quarry_core.runtime.pool import DEFAULT_EXECUTOR_RECYCLE_AFTER, ExecutorPool, LimitedPool, PoolTurn
 from quarry_core.runtime.run import RunReport, RunSettings, execute_run
 
 __all__ = [
@@ -66,11 +66,6 @@ __all__ = [
 #: how warm runs share the browser: ``context`` = a fresh context and page per run (default); ``page`` = one
 #: pooled page per executor process, reused by its runs (cookies, storage and page state carry over)
 ISOLATION_LEVELS = ("context", "page")
-
-#: runs a warm executor serves before it is replaced: its Python, Node driver and browser grow by about 0.1 MB
-#: a run (measured over 200 runs), while replacing the process costs about 1.2 CPU-seconds (20 ms a run at 50);
-#: what grows fast, a pooled page's renderer, is renewed on its own (quarry_executor.warm.PAGE_RENEW_AFTER)
-DEFAULT_EXECUTOR_RECYCLE_AFTER = 200
 
 #: seconds a run waits for a busy warm executor to come back before the pool starts one more process
 POOL_LAUNCH_GRACE = 0.5
