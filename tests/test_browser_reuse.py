@@ -325,3 +325,44 @@ def test_runs_with_different_proxies_share_the_reuse_server(tmp_path: Path, site
     assert served == ["a", "b"]  # each run's context went through its own endpoint
     assert pids[0] == pids[1]  # in one shared browser (upstream started a browser per proxy)
     assert password not in (tmp_path / "quarry" / "browser.json").read_text()
+
+
+def test_a_run_with_other_launch_settings_gets_its_own_browser_and_leaves_the_server(
+    tmp_path: Path, site_url: str, servers: list[int]
+) -> None:
+    """The server records the browser launch settings it started with (``launch``): a run asking for another
+    executable does not attach to it (it would silently get the other binary), warns, and launches its own."""
+    from quarry_core.runtime.browser import BrowserReuseError, acquire_reuse_server_sync
+
+    env = _env(tmp_path, QUARRY_BROWSER_IDLE_TIMEOUT="60")
+    env.pop("QUARRY_BROWSER_EXECUTABLE", None)
+    env.pop("QUARRY_HEADLESS", None)
+    job = json.dumps({"url": f"{site_url}/index.html"})
+    first, _ = _quarry(tmp_path / "data", env, str(SCRIPTS / "ok.py"), "--job", job)
+    assert first.returncode == 0, first.stderr
+    record = _discovery(tmp_path)
+    servers.append(record["pid"])
+    assert record["launch"] == {"QUARRY_BROWSER_EXECUTABLE": None, "QUARRY_HEADLESS": None, "QUARRY_NO_SANDBOX": None}
+
+    # the same binary under another name is another setting: no reuse, a warning, the run's own Chromium
+    alias = tmp_path / "bin" / "my-chromium"
+    alias.parent.mkdir()
+    alias.symlink_to(record["executable"])
+    other = {**env, "QUARRY_BROWSER_EXECUTABLE": str(alias)}
+    second, names = _quarry(tmp_path / "data", other, str(SCRIPTS / "ok.py"), "--job", job, watch=True)
+    assert second.returncode == 0, second.stderr
+    assert "Warning: Browser reuse unavailable: the browser server (pid=" in second.stderr
+    assert f"QUARRY_BROWSER_EXECUTABLE unset (this run: QUARRY_BROWSER_EXECUTABLE={alias})" in second.stderr
+    assert [n for n in names if "chrom" in n or "my-chromium" in n], "the run did not launch its own browser"
+    assert final_run_record(tmp_path / "data", run_id_from(second.stdout))["outcome"] == "success"
+    assert _discovery(tmp_path)["pid"] == record["pid"] and not _gone(record["pid"])  # the server stays
+
+    # the acquire itself, under the lock: refused without a lease; matching settings reuse
+    directory = tmp_path / "quarry"
+    before = (directory / "browser.json").stat().st_mtime_ns
+    command = [sys.executable, "-m", "quarry_executor"]
+    with pytest.raises(BrowserReuseError, match=r"QUARRY_HEADLESS unset \(this run: QUARRY_HEADLESS=0\)"):
+        acquire_reuse_server_sync(command, {**env, "QUARRY_HEADLESS": "0"}, directory=directory)
+    assert (directory / "browser.json").stat().st_mtime_ns == before
+    again = acquire_reuse_server_sync(command, {**env, "QUARRY_HEADLESS": ""}, directory=directory)  # empty = unset
+    assert (again.pid, again.launched) == (record["pid"], False)

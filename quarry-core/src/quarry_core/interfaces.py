@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
 __all__ = [
+    "BROWSER_LAUNCH_ENV",
     "AdapterConfig",
     "EventSink",
     "EventSinkConfig",
@@ -37,6 +38,7 @@ __all__ = [
     "Sink",
     "StorageBackend",
     "StorageConfig",
+    "browser_launch_settings",
 ]
 
 
@@ -217,6 +219,17 @@ class StorageBackend(Protocol):
 
 
 # --------------------------------------------------------------------------- executors
+
+
+#: Environment variables that decide how an executor launches Chromium (executable, headed or headless, sandbox).
+#: A browser reuse server records the values it was started with (``launch`` in its discovery file), and a run
+#: whose values differ does not reuse it (CONTRACT_RUN §3.1).
+BROWSER_LAUNCH_ENV = ("QUARRY_BROWSER_EXECUTABLE", "QUARRY_HEADLESS", "QUARRY_NO_SANDBOX")
+
+
+def browser_launch_settings(env: Mapping[str, str]) -> dict[str, str | None]:
+    """The :data:`BROWSER_LAUNCH_ENV` values of ``env`` (an empty value counts as unset)."""
+    return {key: env.get(key) or None for key in BROWSER_LAUNCH_ENV}
 
 
 @attrs.frozen

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from quarry_core.interfaces import browser_launch_settings
 from quarry_executor.browser import find_browser_executable, launch_options, managed_executable_path
 
 __all__ = [
@@ -309,6 +310,7 @@ async def run_browser_server(ipc_fd: int, env: Mapping[str, str] | None = None) 
                 "ws_endpoint": ws_endpoint,
                 "pid": os.getpid(),
                 "executable": executable,
+                "launch": browser_launch_settings(env),
                 "started_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             }
             try:

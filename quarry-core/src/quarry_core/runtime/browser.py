@@ -46,6 +46,7 @@ import attrs
 from loguru import logger
 
 from quarry_core.errors import QuarryError
+from quarry_core.interfaces import BROWSER_LAUNCH_ENV, browser_launch_settings
 
 __all__ = [
     "HEALTH_TIMEOUT",
@@ -304,6 +305,27 @@ def _launch(command: Sequence[str], env: Mapping[str, str], discovery: Path, idl
     return proc.pid
 
 
+def _check_launch(record: Mapping[str, Any], env: Mapping[str, str], discovery: Path) -> None:
+    """Refuse a healthy server started with other browser launch settings (executable, headless, sandbox) than
+    ``env`` asks for: that run gets its own browser (the caller warns) and the server stays for the runs that match.
+    A discovery file without ``launch`` (an older server) matches."""
+    launch = record.get("launch")
+    if not isinstance(launch, Mapping):
+        return
+    wanted = browser_launch_settings(env)
+    differ = [k for k in BROWSER_LAUNCH_ENV if (launch.get(k) or None) != wanted[k]]
+    if differ:
+
+        def show(key: str, value: object) -> str:
+            return f"{key} unset" if value is None else f"{key}={value}"
+
+        what = ", ".join(f"{show(k, launch.get(k) or None)} (this run: {show(k, wanted[k])})" for k in differ)
+        raise BrowserReuseError(
+            f"the browser server (pid={record.get('pid')}, {discovery}) was started with {what}; "
+            "this run launches its own browser"
+        )
+
+
 def acquire_reuse_server_sync(
     command: Sequence[str],
     env: Mapping[str, str] | None = None,
@@ -332,6 +354,7 @@ def acquire_reuse_server_sync(
             pid = int(record["pid"])
             state, healthy = _probe(record)
             if healthy:
+                _check_launch(record, env, discovery)
                 with contextlib.suppress(OSError):  # the lease: the server sees a reuse and stays up
                     os.utime(discovery)
                 return ReuseServer(str(record["ws_endpoint"]), pid, str(record.get("started_at", "")), False)
