@@ -241,7 +241,10 @@ def test_node_compile_cache_defaults_under_the_cache_home_and_respects_the_user(
 
 
 @pytest.mark.browser
-def test_the_playwright_driver_fills_the_node_compile_cache(execute: Any, tmp_path: Path) -> None:
+def test_the_playwright_driver_fills_the_node_compile_cache(
+    execute: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NODE_COMPILE_CACHE", raising=False)
     res = execute(
         "async def run(ctx):\n    await ctx.emit.item('row', {'title': await ctx.page.title()})\n",
         env={"XDG_CACHE_HOME": str(tmp_path)},
