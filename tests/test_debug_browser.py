@@ -72,6 +72,8 @@ def test_reports_the_browser_a_run_would_launch_and_how_it_was_found(env: dict[s
         "pid": None,
         "ws_endpoint": None,
         "healthy": False,
+        "launch": None,
+        "launch_matches": None,
     }
 
     code, chosen, err = _debug_browser({**env, "QUARRY_BROWSER_EXECUTABLE": data["executable"]})
@@ -106,7 +108,23 @@ def test_reuse_server_health_is_checked_for_real(
     discovery.write_text(json.dumps({"pid": os.getpid(), "ws_endpoint": endpoint, "started_at": "x"}))
     code, data, err = _debug_browser(env)
     assert code == 0, err
-    assert data["reuse"] == {"directory": str(directory), "pid": os.getpid(), "ws_endpoint": endpoint, "healthy": True}
+    assert data["reuse"] == {
+        "directory": str(directory),
+        "pid": os.getpid(),
+        "ws_endpoint": endpoint,
+        "healthy": True,
+        "launch": None,  # a discovery file without launch settings (an older server)
+        "launch_matches": None,
+    }
+    env.pop("QUARRY_HEADLESS", None)
+    env.pop("QUARRY_NO_SANDBOX", None)
+    launch = {"QUARRY_BROWSER_EXECUTABLE": None, "QUARRY_HEADLESS": None, "QUARRY_NO_SANDBOX": None}
+    discovery.write_text(json.dumps({"pid": os.getpid(), "ws_endpoint": endpoint, "launch": launch}))
+    code, data, _ = _debug_browser(env)
+    assert (data["reuse"]["launch"], data["reuse"]["launch_matches"]) == (launch, True)
+    code, data, _ = _debug_browser({**env, "QUARRY_HEADLESS": "0"})  # this run would launch its own browser
+    assert (data["reuse"]["launch"], data["reuse"]["launch_matches"]) == (launch, False)
+    discovery.write_text(json.dumps({"pid": os.getpid(), "ws_endpoint": endpoint, "started_at": "x"}))
 
     server.shutdown()
     server.server_close()  # the pid lives, its endpoint does not answer

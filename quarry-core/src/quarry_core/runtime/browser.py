@@ -151,16 +151,43 @@ def read_discovery(path: Path) -> dict[str, Any] | None:
 
 def describe_reuse(env: Mapping[str, str] | None = None, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
     """The reuse server as the next run would find it, read-only (no lock, no launch, nothing killed):
-    ``{directory, pid, ws_endpoint, healthy}``; ``pid``/``ws_endpoint`` are ``None`` without a discovery file,
-    ``healthy`` says whether the pid is alive (not a zombie) and ``/json/version`` answers."""
+    ``{directory, pid, ws_endpoint, healthy, launch, launch_matches}``; ``pid``/``ws_endpoint`` are ``None``
+    without a discovery file, ``healthy`` says whether the pid is alive (not a zombie) and ``/json/version``
+    answers; ``launch`` is the settings the server started with (``None`` without a file or from an older server)
+    and ``launch_matches`` whether they are this environment's (``None`` when unknown)."""
     directory = reuse_directory(env)
     record = read_discovery(directory / "browser.json")
-    info: dict[str, Any] = {"directory": str(directory), "pid": None, "ws_endpoint": None, "healthy": False}
+    info: dict[str, Any] = {
+        "directory": str(directory),
+        "pid": None,
+        "ws_endpoint": None,
+        "healthy": False,
+        "launch": None,
+        "launch_matches": None,
+    }
     if record is None:
         return info
     info["pid"], info["ws_endpoint"] = int(record["pid"]), str(record["ws_endpoint"])
     info["healthy"] = _probe(record, timeout)[1]
+    launch = record.get("launch")
+    if isinstance(launch, Mapping):
+        info["launch"] = dict(launch)
+        info["launch_matches"] = not _launch_differences(launch, os.environ if env is None else env)
     return info
+
+
+def _launch_differences(launch: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """How a server's recorded launch settings differ from ``env``'s: ``"<K> unset (this run: <K>=v)"`` each."""
+
+    def show(key: str, value: object) -> str:
+        return f"{key} unset" if value is None else f"{key}={value}"
+
+    wanted = browser_launch_settings(env)
+    return [
+        f"{show(k, launch.get(k) or None)} (this run: {show(k, wanted[k])})"
+        for k in BROWSER_LAUNCH_ENV
+        if (launch.get(k) or None) != wanted[k]
+    ]
 
 
 def _probe(record: Mapping[str, Any], timeout: float = HEALTH_TIMEOUT) -> tuple[str | None, bool]:
@@ -312,14 +339,9 @@ def _check_launch(record: Mapping[str, Any], env: Mapping[str, str], discovery: 
     launch = record.get("launch")
     if not isinstance(launch, Mapping):
         return
-    wanted = browser_launch_settings(env)
-    differ = [k for k in BROWSER_LAUNCH_ENV if (launch.get(k) or None) != wanted[k]]
+    differ = _launch_differences(launch, env)
     if differ:
-
-        def show(key: str, value: object) -> str:
-            return f"{key} unset" if value is None else f"{key}={value}"
-
-        what = ", ".join(f"{show(k, launch.get(k) or None)} (this run: {show(k, wanted[k])})" for k in differ)
+        what = ", ".join(differ)
         raise BrowserReuseError(
             f"the browser server (pid={record.get('pid')}, {discovery}) was started with {what}; "
             "this run launches its own browser"
