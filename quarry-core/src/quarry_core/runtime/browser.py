@@ -169,25 +169,26 @@ def describe_reuse(env: Mapping[str, str] | None = None, timeout: float = HEALTH
         return info
     info["pid"], info["ws_endpoint"] = int(record["pid"]), str(record["ws_endpoint"])
     info["healthy"] = _probe(record, timeout)[1]
-    launch = record.get("launch")
-    if isinstance(launch, Mapping):
-        info["launch"] = dict(launch)
-        info["launch_matches"] = not _launch_differences(launch, os.environ if env is None else env)
+    differences = _launch_differences(record, os.environ if env is None else env)
+    if differences is not None:
+        info["launch"] = dict(record["launch"])
+        info["launch_matches"] = not differences
     return info
 
 
-def _launch_differences(launch: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
-    """How a server's recorded launch settings differ from ``env``'s: ``"<K> unset (this run: <K>=v)"`` each."""
+def _launch_differences(record: Mapping[str, Any], env: Mapping[str, str]) -> list[str] | None:
+    """How the launch settings a discovery ``record`` names differ from ``env``'s, one ``"<K> unset (this run:
+    <K>=v)"`` each; ``None`` when the record has none (an older server, taken as matching)."""
+    launch = record.get("launch")
+    if not isinstance(launch, Mapping):
+        return None
 
     def show(key: str, value: object) -> str:
         return f"{key} unset" if value is None else f"{key}={value}"
 
     wanted = browser_launch_settings(env)
-    return [
-        f"{show(k, launch.get(k) or None)} (this run: {show(k, wanted[k])})"
-        for k in BROWSER_LAUNCH_ENV
-        if (launch.get(k) or None) != wanted[k]
-    ]
+    had = {k: launch.get(k) or None for k in BROWSER_LAUNCH_ENV}
+    return [f"{show(k, had[k])} (this run: {show(k, wanted[k])})" for k in BROWSER_LAUNCH_ENV if had[k] != wanted[k]]
 
 
 def _probe(record: Mapping[str, Any], timeout: float = HEALTH_TIMEOUT) -> tuple[str | None, bool]:
@@ -336,14 +337,10 @@ def _check_launch(record: Mapping[str, Any], env: Mapping[str, str], discovery: 
     """Refuse a healthy server started with other browser launch settings (executable, headless, sandbox) than
     ``env`` asks for: that run gets its own browser (the caller warns) and the server stays for the runs that match.
     A discovery file without ``launch`` (an older server) matches."""
-    launch = record.get("launch")
-    if not isinstance(launch, Mapping):
-        return
-    differ = _launch_differences(launch, env)
-    if differ:
-        what = ", ".join(differ)
+    differences = _launch_differences(record, env)
+    if differences:
         raise BrowserReuseError(
-            f"the browser server (pid={record.get('pid')}, {discovery}) was started with {what}; "
+            f"the browser server (pid={record.get('pid')}, {discovery}) was started with {', '.join(differences)}; "
             "this run launches its own browser"
         )
 
