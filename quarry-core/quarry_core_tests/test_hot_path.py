@@ -16,6 +16,7 @@ import types
 from typing import Any
 
 import attrs
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,7 @@ from quarry_core.protocol import (
     read_frame_sync,
     validate_payload,
 )
+from quarry_core.runtime.ingest import decode_frame
 
 # --------------------------------------------------------------------------- FrameReader
 
@@ -211,6 +213,45 @@ def test_envelope_fast_path_decides_like_the_general_path(
         return Event.from_wire(types.MappingProxyType(m), check_payload=check_payload, wire_size=77)
 
     assert _outcome(fast, d) == _outcome(general, d)
+
+
+def _decoded(fn: Any, body: bytes) -> Any:
+    try:
+        frame = fn(body)
+    except (FrameDecodeError, StreamError, VersionMismatchError) as exc:
+        return type(exc).__name__, str(exc)
+    wire_size = getattr(frame, "wire_size", None)
+    return type(frame).__name__, attrs.astuple(frame), wire_size
+
+
+@given(
+    st.dictionaries(keys, odd_values, max_size=4),
+    st.sets(keys, max_size=2),
+    st.dictionaries(st.text(max_size=3) | st.integers(-2, 2) | st.binary(max_size=2), odd_values, max_size=2),
+)
+@settings(max_examples=400, deadline=None)
+def test_loop_decode_decides_like_the_general_path(
+    changes: dict[str, Any], removed: set[str], extra: dict[Any, Any]
+) -> None:
+    """``decode_frame`` (the loop's fast path) against ``parse_executor_frame(decode_payload(…))``: envelopes with
+    odd values, missing keys and extra keys, non-text ones included (a decode error before any envelope rule)."""
+    d = {k: v for k, v in {**GOOD, **changes}.items() if k not in removed}
+    d.update(extra)
+    body = cbor2.dumps(d)
+
+    def general(b: bytes) -> Any:
+        return parse_executor_frame(decode_payload(b), check_payload=False, wire_size=len(b))
+
+    assert _decoded(decode_frame, body) == _decoded(general, body)
+
+
+def test_loop_decode_refuses_a_non_text_key_beside_a_good_envelope() -> None:
+    with pytest.raises(FrameDecodeError, match="non-text key"):
+        decode_frame(cbor2.dumps({**GOOD, 7: "x"}))
+    event = decode_frame(cbor2.dumps(GOOD))
+    assert isinstance(event, Event) and event.wire_size == len(cbor2.dumps(GOOD))
+    unknown = decode_frame(cbor2.dumps({**GOOD, "future_key": 1}))  # the general path: ignored, same event
+    assert unknown == event and unknown.wire_size == len(cbor2.dumps({**GOOD, "future_key": 1}))
 
 
 payload_values = st.recursive(

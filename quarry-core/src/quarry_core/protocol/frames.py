@@ -45,6 +45,7 @@ __all__ = [
     "RunResult",
     "Shutdown",
     "check_contract_version",
+    "fast_event",
     "parse_control_frame",
     "parse_executor_frame",
     "validate_payload",
@@ -354,7 +355,28 @@ def _fast_event(d: dict[str, Any]) -> Event | None:
         return None
     if depth is not None and not (type(depth) is int and depth >= 1):
         return None
+    if len(d) != _ENVELOPE_KEYS + (job_id is not None) + (parent is not None) + (spawned is not None) + (
+        depth is not None
+    ):
+        return None  # another key (or a lineage key holding null): the general path decides
     return Event(event_id, run_id, seq, etype, ts, dict(payload), attempt, cv, job_id, parent, spawned, depth)
+
+
+#: the envelope keys every event carries (``contract_version`` … ``attempt``); lineage keys are optional
+_ENVELOPE_KEYS = 8
+
+
+def fast_event(d: dict[str, Any], wire_size: int) -> Event | None:
+    """``parse_executor_frame(d, check_payload=False, wire_size=wire_size)`` for the common event frame, or
+    ``None``: then the caller takes the general path, which gives the same outcome for every input.
+
+    An event is returned only when every key of ``d`` is an envelope key, hence text: it also stands for the
+    decoder's key check (:func:`~quarry_core.protocol.codec.check_frame_map`).
+    """
+    event = _fast_event(d)
+    if event is not None:
+        object.__setattr__(event, "_wire_size", wire_size)
+    return event
 
 
 #: The last ``ts`` text found canonical (``YYYY-MM-DDTHH:MM:SS.mmmZ``): events of one millisecond share it.

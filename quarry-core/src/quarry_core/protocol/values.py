@@ -20,6 +20,7 @@ __all__ = [
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+_MAX_DEPTH = 200  # nesting levels below the top value
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:[-+].*)?$")
 
 
@@ -28,40 +29,68 @@ def json_value_error(value: Any, path: str = "value", _depth: int = 0) -> str | 
 
     Allowed: text, integers in signed 64-bit range, finite floats, booleans, None, lists and text-keyed maps.
     """
-    if _depth > 200:
-        return f"{path}: nested too deeply"
-    # Fast path for the exact built-in types a decoded frame holds (this runs for every event): scalar children
-    # are checked inline, so no path text is built and no call is made unless something is wrong.
+    if _in_model(value, _depth):
+        return None
+    return _value_error(value, path, _depth)
+
+
+def _in_model(value: Any, depth: int) -> bool:
+    """Whether ``value`` is inside the JSON data model, built of the exact built-in types a decoded frame holds.
+
+    The fast check every event's payload gets: no path text is built and scalars are checked inline. ``False``
+    also for what is fine but unusual (subclasses, tuples, other mappings); :func:`_value_error` decides then.
+    """
+    if depth > _MAX_DEPTH:
+        return False
     t = type(value)
     if t is dict:
         for k, v in value.items():
             if type(k) is not str:
-                break  # the general path below names the problem
+                return False
             tv = type(v)
-            if v is None or tv is str or tv is bool:
+            if tv is str or v is None or tv is bool:
                 continue
-            if tv is int and _INT64_MIN <= v <= _INT64_MAX:
-                continue
-            if tv is float and math.isfinite(v):
-                continue
-            err = json_value_error(v, f"{path}.{k}", _depth + 1)
-            if err:
-                return err
-        else:
-            return None
-    elif t is list:
-        for i, v in enumerate(value):
+            if tv is int:
+                if _INT64_MIN <= v <= _INT64_MAX:
+                    continue
+                return False
+            if tv is float:
+                if v - v == 0.0:  # finite: inf - inf and nan - nan are nan
+                    continue
+                return False
+            if not _in_model(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        for v in value:
             tv = type(v)
-            if v is None or tv is str or tv is bool:
+            if tv is str or v is None or tv is bool:
                 continue
-            if tv is int and _INT64_MIN <= v <= _INT64_MAX:
-                continue
-            if tv is float and math.isfinite(v):
-                continue
-            err = json_value_error(v, f"{path}[{i}]", _depth + 1)
-            if err:
-                return err
-        return None
+            if tv is int:
+                if _INT64_MIN <= v <= _INT64_MAX:
+                    continue
+                return False
+            if tv is float:
+                if v - v == 0.0:
+                    continue
+                return False
+            if not _in_model(v, depth + 1):
+                return False
+        return True
+    if t is str or value is None or t is bool:
+        return True
+    if t is int:
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
+    if t is float:
+        return bool(value - value == 0.0)
+    return False
+
+
+def _value_error(value: Any, path: str, _depth: int) -> str | None:
+    """:func:`json_value_error` the slow way: every rule, with the path of the first offending element (each
+    child value gets the fast check first)."""
+    if _depth > _MAX_DEPTH:
+        return f"{path}: nested too deeply"
     if value is None or isinstance(value, (str, bool)):
         return None
     if isinstance(value, int):
