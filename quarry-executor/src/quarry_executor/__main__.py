@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime sends ``cancel``; SIGTERM cancels too
     args = sys.argv[1:] if argv is None else list(argv)
+    from quarry_core.gctuning import tune_gc
+
+    tune_gc()
     try:
         code = _dispatch(ipc_fd, args)
     except BaseException:

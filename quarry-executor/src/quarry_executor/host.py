@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from quarry_core.errors import ScriptLoadError
+from quarry_core.gctuning import freeze_startup
 from quarry_core.protocol import MAX_STACK_SIZE, Cancel, RunRequest, RunResult, encode_frame
 from quarry_core.sdk import PrepareResult, RunMeta, TerminalSignal
 from quarry_executor.browser import BrowserSession, redact_proxy
@@ -276,6 +277,9 @@ class ScriptHost:
         )
         self.ctx = ctx
         self.emitter.bind_proxy(ctx.apply_proxy, lambda: ctx.proxy)
+
+        # start-up is over (Playwright, the browser, the script): full collections skip it from here
+        freeze_startup()
 
         # 3. before_run -> run -> after_run
         error: BaseException | None = None

@@ -35,6 +35,7 @@ from loguru import logger
 
 from quarry_core.config import ConfigView
 from quarry_core.errors import ConfigError, PluginError, QuarryError, UnknownPluginError
+from quarry_core.gctuning import freeze_startup, tune_gc
 from quarry_core.interfaces import PolicyConfig, StorageConfig
 from quarry_core.outcomes import ExitCode
 from quarry_core.partitions import partition_value_error
@@ -584,6 +585,7 @@ def execute(opts: RunOptions) -> int:
     # default 5 ms switch interval the loop waits up to 5 ms for the GIL after every read (a convoy that made
     # ``buffered`` several times slower than ``streaming``). 1 ms keeps both moving.
     sys.setswitchinterval(0.001)
+    tune_gc()
     try:
         return asyncio.run(_execute_async(settings, host, opts))
     except (ConfigError, PluginError) as exc:
@@ -609,6 +611,7 @@ async def _execute_async(settings: Any, host: Any, opts: RunOptions) -> int:
     control = RunControl()
     loop = asyncio.get_running_loop()
     control.install(loop)
+    freeze_startup()  # everything is imported and configured: full collections skip it from here
     try:
         # validated in build_settings (step 16)
         fanout = fanout_settings(opts.config, opts.cli("isolation"), warn=False)
