@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import cbor2
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchError
@@ -221,7 +221,23 @@ def _decoded(fn: Any, body: bytes) -> Any:
     except (FrameDecodeError, StreamError, VersionMismatchError) as exc:
         return type(exc).__name__, str(exc)
     wire_size = getattr(frame, "wire_size", None)
-    return type(frame).__name__, attrs.astuple(frame), wire_size
+    if isinstance(frame, Event) and frame._payload_valid:  # a promise: the payload check passes
+        validate_payload(frame.type, frame.payload)
+    fields = attrs.astuple(frame, filter=lambda a, _: a.name != "_payload_valid")
+    return type(frame).__name__, fields, wire_size
+
+
+@pytest.fixture(params=["compiled", "cbor2"])
+def json_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``decode_frame`` with quarry-speedups' decoder and without it (``QUARRY_SPEEDUPS=0`` / not installed)."""
+    from quarry_core.protocol.codec import json_map_decoder
+    from quarry_core.runtime import ingest
+
+    decoder = json_map_decoder({}) if request.param == "compiled" else None
+    if request.param == "compiled" and decoder is None:
+        pytest.fail("quarry-speedups is not installed in this environment (uv sync --all-packages)")
+    monkeypatch.setattr(ingest, "_json_map", decoder)
+    return str(request.param)
 
 
 @given(
@@ -229,9 +245,9 @@ def _decoded(fn: Any, body: bytes) -> Any:
     st.sets(keys, max_size=2),
     st.dictionaries(st.text(max_size=3) | st.integers(-2, 2) | st.binary(max_size=2), odd_values, max_size=2),
 )
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_loop_decode_decides_like_the_general_path(
-    changes: dict[str, Any], removed: set[str], extra: dict[Any, Any]
+    json_decoder: str, changes: dict[str, Any], removed: set[str], extra: dict[Any, Any]
 ) -> None:
     """``decode_frame`` (the loop's fast path) against ``parse_executor_frame(decode_payload(…))``: envelopes with
     odd values, missing keys and extra keys, non-text ones included (a decode error before any envelope rule)."""
@@ -245,7 +261,7 @@ def test_loop_decode_decides_like_the_general_path(
     assert _decoded(decode_frame, body) == _decoded(general, body)
 
 
-def test_loop_decode_refuses_a_non_text_key_beside_a_good_envelope() -> None:
+def test_loop_decode_refuses_a_non_text_key_beside_a_good_envelope(json_decoder: str) -> None:
     with pytest.raises(FrameDecodeError, match="non-text key"):
         decode_frame(cbor2.dumps({**GOOD, 7: "x"}))
     event = decode_frame(cbor2.dumps(GOOD))
@@ -306,3 +322,30 @@ def test_wire_size_is_the_frame_body_length_and_the_cbor_length_policies_count()
     changed = attrs.evolve(decoded, payload={"item_type": "row", "data": {}})
     assert changed.wire_size is None and event_size(changed) == len(encode_map(changed.to_wire()))
     assert set(EVENT_TYPES) >= {"item", "log", "run_complete"}
+
+
+def test_compiled_decoder_is_optional_and_can_be_turned_off() -> None:
+    from quarry_core.protocol.codec import json_map_decoder
+
+    decoder = json_map_decoder({})
+    assert decoder is not None, "quarry-speedups is part of the workspace (uv sync --all-packages)"
+    assert decoder(cbor2.dumps(GOOD)) == cbor2.loads(cbor2.dumps(GOOD))
+    assert decoder(cbor2.dumps({**GOOD, "blob": b"x"})) is None  # outside the JSON data model: cbor2 decides
+    assert json_map_decoder({"QUARRY_SPEEDUPS": "0"}) is None
+
+
+def test_only_a_valid_item_is_marked_checked_by_the_compiled_path(json_decoder: str) -> None:
+    from quarry_core.protocol.frames import check_event_payload
+
+    item = decode_frame(cbor2.dumps(GOOD))
+    assert isinstance(item, Event)
+    assert item._payload_valid is (json_decoder == "compiled")
+    bad = decode_frame(cbor2.dumps({**GOOD, "payload": {"item_type": "", "data": {}}}))
+    assert isinstance(bad, Event) and not bad._payload_valid
+    with pytest.raises(StreamError, match="item_type: must not be empty"):
+        check_event_payload(bad)
+    log = decode_frame(cbor2.dumps({**GOOD, "type": "log", "payload": {"level": "loud", "message": "m"}}))
+    assert isinstance(log, Event) and not log._payload_valid
+    with pytest.raises(StreamError, match="level"):
+        check_event_payload(log)
+    assert not attrs.evolve(item, payload={"item_type": "", "data": {}})._payload_valid

@@ -7,8 +7,9 @@ Tags are refused, encoders write definite lengths, decoders accept indefinite on
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Protocol
 
 import cbor2
@@ -26,6 +27,7 @@ __all__ = [
     "encode_frame",
     "encode_map",
     "event_size",
+    "json_map_decoder",
     "read_frame_sync",
 ]
 
@@ -114,6 +116,24 @@ def decode_body(body: bytes) -> Any:
         if isinstance(cause, FrameDecodeError):
             raise cause from None
         raise FrameDecodeError(f"undecodable CBOR: {type(exc).__name__}: {exc}") from None
+
+
+def json_map_decoder(env: Mapping[str, str] | None = None) -> Callable[[bytes], dict[str, Any] | None] | None:
+    """The compiled decoder of the optional ``quarry-speedups`` distribution, or ``None`` when it is not
+    installed or ``QUARRY_SPEEDUPS=0``.
+
+    It returns the map ``cbor2.loads(body)`` would for a body inside the JSON data model (text keys, 64-bit
+    integers, finite floats, no tags, byte strings or indefinite lengths, nothing after the map): then every key
+    is text and every value passes :func:`~quarry_core.protocol.values.json_value_error`. For anything else it
+    returns ``None`` and the caller decodes with :func:`decode_body`, so each outcome stays the same.
+    """
+    if (os.environ if env is None else env).get("QUARRY_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        from quarry_speedups import decode_json_map
+    except ImportError:
+        return None
+    return decode_json_map
 
 
 def check_frame_map(obj: Any) -> dict[str, Any]:

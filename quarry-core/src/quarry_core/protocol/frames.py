@@ -45,6 +45,7 @@ __all__ = [
     "RunResult",
     "Shutdown",
     "check_contract_version",
+    "check_event_payload",
     "fast_event",
     "parse_control_frame",
     "parse_executor_frame",
@@ -218,6 +219,9 @@ class Event:
     # when the caller knows it), so policies learn an event's size without encoding it again. Ignored by
     # equality, hashing and repr; ``attrs.evolve`` drops it (an evolved event is sized by encoding it).
     _wire_size: int | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # Not an envelope key either: set by ``fast_event`` when decoding already proved ``validate_payload`` passes
+    # (see :func:`check_event_payload`); ``attrs.evolve`` drops it, so a changed payload is checked again.
+    _payload_valid: bool = attrs.field(default=False, init=False, eq=False, repr=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -366,17 +370,31 @@ def _fast_event(d: dict[str, Any]) -> Event | None:
 _ENVELOPE_KEYS = 8
 
 
-def fast_event(d: dict[str, Any], wire_size: int) -> Event | None:
+def fast_event(d: dict[str, Any], wire_size: int, *, in_model: bool = False) -> Event | None:
     """``parse_executor_frame(d, check_payload=False, wire_size=wire_size)`` for the common event frame, or
     ``None``: then the caller takes the general path, which gives the same outcome for every input.
 
     An event is returned only when every key of ``d`` is an envelope key, hence text: it also stands for the
-    decoder's key check (:func:`~quarry_core.protocol.codec.check_frame_map`).
+    decoder's key check (:func:`~quarry_core.protocol.codec.check_frame_map`). ``in_model``: ``d`` is known to lie
+    inside the JSON data model (the compiled decoder said so); an ``item`` whose payload then passes the item
+    rules is marked, and :func:`check_event_payload` does not check it again.
     """
     event = _fast_event(d)
-    if event is not None:
-        object.__setattr__(event, "_wire_size", wire_size)
+    if event is None:
+        return None
+    object.__setattr__(event, "_wire_size", wire_size)
+    if in_model and event.type == "item":
+        p = event.payload
+        item_type = p.get("item_type")
+        if type(item_type) is str and item_type and type(p.get("data")) is dict:
+            object.__setattr__(event, "_payload_valid", True)
     return event
+
+
+def check_event_payload(event: Event) -> None:
+    """``validate_payload(event.type, event.payload)``, unless decoding already proved it passes."""
+    if not event._payload_valid:
+        validate_payload(event.type, event.payload)
 
 
 #: The last ``ts`` text found canonical (``YYYY-MM-DDTHH:MM:SS.mmmZ``): events of one millisecond share it.

@@ -24,7 +24,14 @@ from loguru import logger
 
 from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchError
 from quarry_core.interfaces import IngestionPolicy
-from quarry_core.protocol.codec import EndOfStream, FrameReader, TruncatedFrame, check_frame_map, decode_body
+from quarry_core.protocol.codec import (
+    EndOfStream,
+    FrameReader,
+    TruncatedFrame,
+    check_frame_map,
+    decode_body,
+    json_map_decoder,
+)
 from quarry_core.protocol.frames import (
     ArtifactChunk,
     Event,
@@ -33,9 +40,9 @@ from quarry_core.protocol.frames import (
     FileWriteChunk,
     ProxyUpdate,
     RunResult,
+    check_event_payload,
     fast_event,
     parse_executor_frame,
-    validate_payload,
 )
 from quarry_core.runtime.artifacts import ArtifactManager
 from quarry_core.runtime.metrics import Collector
@@ -50,16 +57,30 @@ MAX_GROUP = 1024
 _ANSWERED = frozenset({"enqueue", "rotate_proxy"})
 
 
+#: quarry-speedups' compiled decoder when installed (``None``: cbor2 decodes every frame)
+_json_map = json_map_decoder()
+
+
 def decode_frame(body: bytes) -> ExecutorFrame:
     """One frame body as the loop reads it: ``parse_executor_frame(decode_payload(body), check_payload=False,
-    wire_size=len(body))``, with the same outcome for every input. The common event frame, with the envelope
-    keys and nothing else, takes :func:`fast_event` and skips the separate pass over the keys (they are the
-    envelope's, hence text) and the layers of the general path."""
-    obj = decode_body(body)
-    if type(obj) is dict:
-        event = fast_event(obj, len(body))
+    wire_size=len(body))``, with the same outcome for every input.
+
+    The common event frame, with the envelope keys and nothing else, takes :func:`fast_event` and skips the
+    separate pass over the keys (they are the envelope's, hence text) and the layers of the general path. With
+    quarry-speedups installed, a body inside the JSON data model is decoded by its compiled decoder, and an item
+    event's payload is then known to pass :func:`validate_payload` (:func:`check_event_payload` skips it).
+    """
+    obj = _json_map(body) if _json_map is not None else None
+    if obj is not None:
+        event = fast_event(obj, len(body), in_model=True)
         if event is not None:
             return event
+    else:
+        obj = decode_body(body)
+        if type(obj) is dict:
+            event = fast_event(obj, len(body))
+            if event is not None:
+                return event
     return parse_executor_frame(check_frame_map(obj), check_payload=False, wire_size=len(body))
 
 
@@ -290,7 +311,7 @@ class Ingestor:
         expected = res.last_seq + 1
         if event.seq != expected:
             raise StreamError(f"sequence violation: expected {expected}, got {event.seq}")
-        validate_payload(event.type, event.payload)
+        check_event_payload(event)
         if res.terminal is not None:
             raise StreamError(f"protocol violation: {event.type} event after terminal (seq {event.seq})")
         res.last_seq = event.seq

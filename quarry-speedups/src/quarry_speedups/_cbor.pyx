@@ -1,0 +1,359 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""A CBOR (RFC 8949) decoder for the JSON-model subset Quarry's event frames are made of.
+
+``decode_json_map(body)`` decodes ``body`` only when it is one CBOR data item whose value is a JSON-like
+document, and returns ``None`` for anything else; the caller then decodes with ``cbor2.loads``, which gives
+the reference value or the reference error. Accepted:
+
+* the top level is a definite-length map, and nothing follows it;
+* every map has text-string keys only;
+* every value is a text string (strict UTF-8), an integer in the signed 64-bit range, a finite float (half,
+  single or double precision), false / true / null, or a definite-length array or map of the same;
+* containers nest at most ``MAX_DEPTH`` levels below the top-level map.
+
+Whenever a dict is returned it equals ``cbor2.loads(body)`` with the same Python types at every level (bool
+is not int, floats stay floats), and it lies inside the JSON data model of CONTRACT_IPC §2. Non-shortest
+argument encodings are valid CBOR and accepted, as cbor2 does; a duplicate key keeps the later value, as cbor2
+does. The decoder reads the ``bytes`` buffer through a bounds-checked cursor and never raises for bad input.
+"""
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcpy, memcmp
+from libc.math cimport ldexp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from cpython.unicode cimport PyUnicode_New, PyUnicode_DATA, PyUnicode_GET_LENGTH
+
+cdef extern from "Python.h":
+    # Declared here (instead of cimporting) so the pointer is ``const``.
+    # Cython raises automatically when this returns NULL.
+    str PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+
+
+cdef enum:
+    # Maximum container nesting depth accepted (top-level map is depth 0).
+    _MAX_DEPTH = 200
+    # Number of slots in the key cache (must be a power of two) and the
+    # longest key, in bytes, that is cached.
+    KEY_CACHE_SIZE = 1024
+    KEY_CACHE_MAX_LEN = 32
+
+#: containers may nest this many levels below the top-level map
+MAX_DEPTH = _MAX_DEPTH
+
+# Unique sentinel returned by the internal decoders when the input is outside
+# the JSON-model subset (or malformed).  It never escapes this module.
+cdef object _INVALID = object()
+
+
+# ---------------------------------------------------------------------------
+# Key cache
+#
+# A fixed-size, direct-mapped cache of ASCII map-key strings.  Frame bodies
+# tend to repeat the same handful of keys, so reusing the ``str`` objects
+# saves an allocation and, more importantly, re-hashing on dict insertion
+# (``str`` caches its hash).  The cache is a plain list of KEY_CACHE_SIZE
+# slots; a new key simply replaces whatever occupied its slot, so its memory
+# use is bounded regardless of the input.  Entries are always compact ASCII
+# strings, so their character data can be compared byte-wise with memcmp.
+# ---------------------------------------------------------------------------
+
+cdef list _key_cache = [None] * KEY_CACHE_SIZE
+
+
+cdef struct Cursor:
+    const unsigned char *pos     # next unread byte
+    const unsigned char *end     # one past the last byte of the buffer
+
+
+# ---------------------------------------------------------------------------
+# Low-level readers
+# ---------------------------------------------------------------------------
+
+cdef inline bint _read_argument(Cursor *cur, unsigned int info, uint64_t *out) noexcept:
+    """Read the argument of a data item whose additional info is *info*.
+
+    Returns False for truncated input, reserved values (28-30) and the
+    indefinite-length marker (31), none of which are accepted here.
+    Non-shortest encodings are valid CBOR and are accepted.
+    """
+    cdef const unsigned char *p = cur.pos
+    cdef Py_ssize_t avail = cur.end - p
+    if info < 24:
+        out[0] = info
+        return True
+    if info == 24:
+        if avail < 1:
+            return False
+        out[0] = p[0]
+        cur.pos = p + 1
+        return True
+    if info == 25:
+        if avail < 2:
+            return False
+        out[0] = (<uint64_t>p[0] << 8) | p[1]
+        cur.pos = p + 2
+        return True
+    if info == 26:
+        if avail < 4:
+            return False
+        out[0] = ((<uint64_t>p[0] << 24) | (<uint64_t>p[1] << 16) |
+                  (<uint64_t>p[2] << 8) | p[3])
+        cur.pos = p + 4
+        return True
+    if info == 27:
+        if avail < 8:
+            return False
+        out[0] = ((<uint64_t>p[0] << 56) | (<uint64_t>p[1] << 48) |
+                  (<uint64_t>p[2] << 40) | (<uint64_t>p[3] << 32) |
+                  (<uint64_t>p[4] << 24) | (<uint64_t>p[5] << 16) |
+                  (<uint64_t>p[6] << 8) | p[7])
+        cur.pos = p + 8
+        return True
+    return False    # 28-30 reserved, 31 indefinite length / break
+
+
+cdef inline bint _is_ascii(const unsigned char *p, Py_ssize_t n) noexcept:
+    """True if all *n* bytes at *p* are < 0x80 (checks 8 bytes at a time)."""
+    cdef uint64_t word
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&word, p + i, 8)
+        if word & 0x8080808080808080ULL:
+            return False
+        i += 8
+    while i < n:
+        if p[i] & 0x80:
+            return False
+        i += 1
+    return True
+
+
+cdef inline object _make_ascii(const unsigned char *p, Py_ssize_t n):
+    """Build a str from *n* bytes already known to be ASCII."""
+    cdef object s = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(s), p, n)
+    return s
+
+
+cdef object _make_text(const unsigned char *p, Py_ssize_t n):
+    """Decode *n* bytes of strict UTF-8; return _INVALID if they are not."""
+    if _is_ascii(p, n):
+        return _make_ascii(p, n)
+    try:
+        # Strict decoding, exactly like cbor2: rejects overlong forms,
+        # encoded surrogates, code points above U+10FFFF and truncation.
+        return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
+    except UnicodeDecodeError:
+        return _INVALID
+
+
+cdef object _read_key(Cursor *cur):
+    """Read one map key; anything but a definite-length text string is invalid."""
+    cdef const unsigned char *p
+    cdef uint64_t length
+    cdef Py_ssize_t n, slot, i
+    cdef uint64_t h
+    cdef unsigned int initial
+    cdef object s
+
+    if cur.pos >= cur.end:
+        return _INVALID
+    initial = cur.pos[0]
+    cur.pos += 1
+    if (initial >> 5) != 3:
+        return _INVALID
+    if not _read_argument(cur, initial & 0x1f, &length):
+        return _INVALID
+    if length > <uint64_t>(cur.end - cur.pos):
+        return _INVALID
+    n = <Py_ssize_t>length
+    p = cur.pos
+    cur.pos += n
+
+    if n > KEY_CACHE_MAX_LEN or not _is_ascii(p, n):
+        return _make_text(p, n)
+
+    # FNV-1a over the key bytes selects the cache slot.
+    h = 14695981039346656037ULL
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    slot = <Py_ssize_t>(h & <uint64_t>(KEY_CACHE_SIZE - 1))
+
+    s = _key_cache[slot]
+    if (s is not None and PyUnicode_GET_LENGTH(s) == n
+            and memcmp(PyUnicode_DATA(s), p, n) == 0):
+        return s
+    s = _make_ascii(p, n)
+    _key_cache[slot] = s
+    return s
+
+
+cdef inline double _half_to_double(uint64_t bits) noexcept:
+    """IEEE 754 binary16 -> double (exact).  Caller rejects exponent 31."""
+    cdef unsigned int exponent = (bits >> 10) & 0x1f
+    cdef unsigned int mantissa = bits & 0x3ff
+    cdef double value
+    if exponent == 0:
+        value = ldexp(<double>mantissa, -24)                 # zero / subnormal
+    else:
+        value = ldexp(<double>(mantissa | 0x400), <int>exponent - 25)
+    return -value if bits & 0x8000 else value
+
+
+# ---------------------------------------------------------------------------
+# Recursive decoders
+# ---------------------------------------------------------------------------
+
+cdef object _decode_value(Cursor *cur, int depth):
+    """Decode one value found inside a container at nesting level *depth*."""
+    cdef uint64_t arg
+    cdef unsigned int initial, major, info
+    cdef Py_ssize_t n
+    cdef uint32_t bits32
+    cdef float f32
+    cdef double f64
+
+    if cur.pos >= cur.end:
+        return _INVALID
+    initial = cur.pos[0]
+    cur.pos += 1
+    major = initial >> 5
+    info = initial & 0x1f
+
+    if major == 7:
+        # Simple values and floats.  Only false/true/null and finite floats
+        # are accepted; undefined (0xf7), other simple values (0xe0-0xf3,
+        # 0xf8), reserved 0xfc-0xfe and break (0xff) are all rejected.
+        if info == 20:
+            return False
+        if info == 21:
+            return True
+        if info == 22:
+            return None
+        if info < 25 or info > 27:
+            return _INVALID
+        if not _read_argument(cur, info, &arg):
+            return _INVALID
+        if info == 25:
+            if (arg & 0x7c00) == 0x7c00:                     # inf / NaN
+                return _INVALID
+            return PyFloat_FromDouble(_half_to_double(arg))
+        if info == 26:
+            if (arg & 0x7f800000) == 0x7f800000:             # inf / NaN
+                return _INVALID
+            bits32 = <uint32_t>arg
+            memcpy(&f32, &bits32, 4)
+            return PyFloat_FromDouble(<double>f32)           # exact widening
+        if (arg & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL:
+            return _INVALID                                  # inf / NaN
+        memcpy(&f64, &arg, 8)
+        return PyFloat_FromDouble(f64)
+
+    # Every other major type starts with an argument; indefinite lengths
+    # (info 31) and reserved info values (28-30) are rejected here.
+    if not _read_argument(cur, info, &arg):
+        return _INVALID
+
+    if major == 0:                                           # unsigned int
+        if arg > <uint64_t>0x7fffffffffffffffULL:
+            return _INVALID
+        return PyLong_FromLongLong(<int64_t>arg)
+    if major == 1:                                           # negative int: -1 - arg
+        if arg > <uint64_t>0x7fffffffffffffffULL:
+            return _INVALID
+        return PyLong_FromLongLong(-1 - <int64_t>arg)
+    if major == 3:                                           # text string
+        if arg > <uint64_t>(cur.end - cur.pos):
+            return _INVALID
+        n = <Py_ssize_t>arg
+        cur.pos += n
+        return _make_text(cur.pos - n, n)
+    if major == 4:
+        if depth >= _MAX_DEPTH:
+            return _INVALID
+        return _decode_array(cur, arg, depth + 1)
+    if major == 5:
+        if depth >= _MAX_DEPTH:
+            return _INVALID
+        return _decode_map(cur, arg, depth + 1)
+    return _INVALID                                          # byte string (2), tag (6)
+
+
+cdef object _decode_array(Cursor *cur, uint64_t count, int depth):
+    # Each element needs at least one byte: reject impossible counts before
+    # allocating, so hostile lengths cannot trigger huge allocations.
+    if count > <uint64_t>(cur.end - cur.pos):
+        return _INVALID
+    cdef Py_ssize_t n = <Py_ssize_t>count
+    cdef Py_ssize_t i
+    cdef object item
+    # PyList_New leaves the slots NULL; a partially filled list is still
+    # safe to discard (list deallocation skips NULL slots).
+    cdef list result = PyList_New(n)
+    for i in range(n):
+        item = _decode_value(cur, depth)
+        if item is _INVALID:
+            return _INVALID
+        Py_INCREF(item)                  # PyList_SET_ITEM steals a reference
+        PyList_SET_ITEM(result, i, item)
+    return result
+
+
+cdef object _decode_map(Cursor *cur, uint64_t count, int depth):
+    # Each key/value pair needs at least two bytes.
+    if count > <uint64_t>((cur.end - cur.pos) // 2):
+        return _INVALID
+    cdef Py_ssize_t n = <Py_ssize_t>count
+    cdef Py_ssize_t i
+    cdef object key, value
+    cdef dict result = {}
+    for i in range(n):
+        key = _read_key(cur)
+        if key is _INVALID:
+            return _INVALID
+        value = _decode_value(cur, depth)
+        if value is _INVALID:
+            return _INVALID
+        # Duplicate keys: the later value wins (and the key keeps its first
+        # position), which is exactly what cbor2.loads does by default.
+        result[key] = value
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------
+
+def decode_json_map(body):
+    """Decode *body* if it is a JSON-model CBOR map, else return ``None``.
+
+    Returns a ``dict`` equal (with identical types) to ``cbor2.loads(body)``
+    or ``None`` when the input is outside the supported subset, malformed,
+    truncated, or followed by trailing bytes (cbor2 silently ignores trailing
+    bytes; we decline so the caller's fallback decides).  Non-``bytes``
+    arguments also yield ``None``.
+    """
+    if not isinstance(body, bytes):
+        return None
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(body)
+    cdef Cursor cur
+    cur.pos = <const unsigned char *>PyBytes_AS_STRING(body)
+    cur.end = cur.pos + size
+    if size == 0:
+        return None
+
+    cdef unsigned int initial = cur.pos[0]
+    cdef uint64_t count
+    cur.pos += 1
+    if (initial >> 5) != 5:                  # top level must be a map
+        return None
+    if not _read_argument(&cur, initial & 0x1f, &count):
+        return None                          # includes indefinite map 0xbf
+    result = _decode_map(&cur, count, 0)
+    if result is _INVALID or cur.pos != cur.end:
+        return None
+    return result
