@@ -6,7 +6,10 @@ Every contender is a fresh subprocess on the same machine in the same invocation
 
 - ``ceiling``: a producer process writes N pre-encoded event frames (the executor's own ``EnvelopeFactory``
   bytes, the same items) into a pipe; this process reads them with the runtime's ``FrameReader`` and only decodes
-  them (``decode_payload``). Nothing is validated or stored: the bare cost of the wire.
+  them (``decode_payload``, i.e. cbor2, as the issue calibrated it). Nothing is validated or stored: the bare
+  cost of the wire. ``ceiling-c`` (printed when quarry-speedups is installed): the same, decoded by the compiled
+  decoder the runtime then uses; ratios to it are printed too, so a faster runtime decoder cannot hide behind the
+  cbor2 ceiling.
 - ``strict``, ``buffered``, ``streaming``: a real ``quarry run`` of a script that awaits ``ctx.emit.item`` N times,
   storing into Lode (Parquet, local disk) under ``--policy …``;
 - ``scrapy``: a spider yielding the same N items from ``start()`` into a JSON-lines feed (``-O out.jsonl``); from
@@ -105,8 +108,15 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-async def _consume(frames_file: Path, n: int) -> tuple[float, float]:
-    from quarry_core.protocol.codec import EndOfStream, FrameReader, decode_payload
+async def _consume(frames_file: Path, n: int, compiled: bool = False) -> tuple[float, float]:
+    from quarry_core.protocol.codec import EndOfStream, FrameReader, decode_payload, json_map_decoder
+
+    decode = decode_payload
+    if compiled:
+        fast = json_map_decoder({})
+        if fast is None:
+            raise RuntimeError("quarry-speedups is not installed")
+        decode = fast  # type: ignore[assignment]
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -130,7 +140,8 @@ async def _consume(frames_file: Path, n: int) -> tuple[float, float]:
             body = await reader.read_body()
         except EndOfStream:
             break
-        decode_payload(body)
+        if decode(body) is None:
+            raise RuntimeError("the compiled decoder declined a frame the executor wrote")
         count += 1
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu0
@@ -140,7 +151,7 @@ async def _consume(frames_file: Path, n: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def ceiling(n: int, work: Path) -> dict[str, Any]:
+def ceiling(n: int, work: Path, compiled: bool = False) -> dict[str, Any]:
     from quarry_core.protocol import RunRequest
     from quarry_executor.envelope import EnvelopeFactory
 
@@ -150,7 +161,7 @@ def ceiling(n: int, work: Path) -> dict[str, Any]:
         for i in range(n):
             f.write(factory.encode("item", _item(i), i + 1))
     producer_cpu = _children_cpu()
-    elapsed, consumer_cpu = asyncio.run(_consume(frames_file, n))
+    elapsed, consumer_cpu = asyncio.run(_consume(frames_file, n, compiled))
     cpu = consumer_cpu + _children_cpu() - producer_cpu
     return {
         "n": n,
@@ -278,7 +289,16 @@ def main(argv: list[str] | None = None) -> int:
         ceil = ceiling(args.n, work)
         results["ceiling"] = ceil
         wall["ceiling"], cpu["ceiling"] = ceil["items_per_s"], ceil["items_per_cpu_s"]
-        print(f"  {'ceiling':<10} {wall['ceiling']:>10,.0f} {cpu['ceiling']:>12,.0f}", flush=True)
+        print(f"  {'ceiling':<10} {wall['ceiling']:>10,.0f} {cpu['ceiling']:>12,.0f}   (decoded by cbor2)", flush=True)
+        if importlib.util.find_spec("quarry_speedups") is not None:
+            fast = ceiling(args.n, work, compiled=True)
+            results["ceiling_compiled"] = fast
+            wall["ceiling_c"], cpu["ceiling_c"] = fast["items_per_s"], fast["items_per_cpu_s"]
+            print(
+                f"  {'ceiling-c':<10} {wall['ceiling_c']:>10,.0f} {cpu['ceiling_c']:>12,.0f}   "
+                "(decoded by quarry-speedups, which the runtime uses when installed)",
+                flush=True,
+            )
         contenders: list[tuple[str, Any]] = [(policy, quarry_run) for policy in POLICIES]
         if importlib.util.find_spec("scrapy") is None:
             reason = "Scrapy is not installed (uv run --group bench … installs it)"
@@ -326,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         line = f"  {name:<10} {wall[name] / wall['ceiling']:6.3f}× ceiling ({cpu[name] / cpu['ceiling']:.3f}×)"
         if "scrapy" in wall:
             line += f"   {wall[name] / wall['scrapy']:6.2f}× Scrapy ({cpu[name] / cpu['scrapy']:.2f}×)"
+        if "ceiling_c" in wall:
+            line += f"   {wall[name] / wall['ceiling_c']:6.3f}× ceiling-c"
         print(line)
     print("\ntargets:")
     r = wall["streaming"] / wall["ceiling"]

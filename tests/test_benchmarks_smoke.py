@@ -31,9 +31,9 @@ def test_ingest_benchmark_runs_every_policy(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     numbers = json.loads(out.read_text())
-    for name in ("ceiling", "strict", "buffered", "streaming"):
+    for name in ("ceiling", "ceiling_compiled", "strict", "buffered", "streaming"):
         assert numbers[name]["items_per_s"] > 0, (name, numbers[name])
-    assert "streaming ≥ 0.5× ceiling" in res.stdout
+    assert "streaming ≥ 0.5× ceiling" in res.stdout and "× ceiling-c" in res.stdout
 
 
 @pytest.mark.slow
