@@ -716,3 +716,13 @@ def test_cached_keys_are_plain_str():
     b = decode_json_map(body)
     assert [type(k) for k in a] == [str]
     assert next(iter(a)) is next(iter(b))  # the key object was reused
+
+
+@pytest.mark.parametrize("n", [4095, 4096, 4097, 20_000])
+def test_long_arrays_either_side_of_the_presize_limit(n):
+    value = {"a": list(range(n)), "b": [{"k": i} for i in range(n // 100)]}
+    body = cbor2.dumps(value)
+    assert same(assert_ok(body), value)
+    assert_none(body[:-1])  # truncated inside the last element
+    claim = b"\xa1\x61a" + head(4, n) + b"\x00" * (n - 1) + b"\xf7"  # the last element is undefined
+    assert_none(claim)

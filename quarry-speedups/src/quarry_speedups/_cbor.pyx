@@ -40,6 +40,8 @@ cdef enum:
     # longest key, in bytes, that is cached.
     KEY_CACHE_SIZE = 1024
     KEY_CACHE_MAX_LEN = 32
+    # Longest array allocated whole before its elements are decoded.
+    ARRAY_PRESIZE_MAX = 4096
 
 #: containers may nest this many levels below the top-level map
 MAX_DEPTH = _MAX_DEPTH
@@ -291,9 +293,21 @@ cdef object _decode_array(Cursor *cur, uint64_t count, int depth):
     cdef Py_ssize_t n = <Py_ssize_t>count
     cdef Py_ssize_t i
     cdef object item
+    cdef list result
+    if n > ARRAY_PRESIZE_MAX:
+        # A count the bytes could still hold, but only trusted as far as the
+        # elements decode: the list grows with them (a one-byte-per-element
+        # claim would otherwise allocate 8 bytes per input byte up front).
+        result = []
+        for i in range(n):
+            item = _decode_value(cur, depth)
+            if item is _INVALID:
+                return _INVALID
+            result.append(item)
+        return result
     # PyList_New leaves the slots NULL; a partially filled list is still
     # safe to discard (list deallocation skips NULL slots).
-    cdef list result = PyList_New(n)
+    result = PyList_New(n)
     for i in range(n):
         item = _decode_value(cur, depth)
         if item is _INVALID:
