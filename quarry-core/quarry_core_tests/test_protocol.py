@@ -214,6 +214,15 @@ def test_tags_and_non_maps_are_refused() -> None:
     assert decode_payload(b"\xbf\x61a\x01\xff") == {"a": 1}
 
 
+@pytest.mark.parametrize("extra", [b"\x00", b"\xa0", b"\xff", b"\xa1\x61a\x01", b"x" * 5000])
+def test_bytes_after_the_data_item_are_refused(extra: bytes) -> None:
+    """A frame holds exactly one CBOR data item (CONTRACT_IPC §2); cbor2.loads alone would ignore the rest."""
+    body = cbor2.dumps({"a": 1, "b": "é" * 3000})
+    assert decode_payload(body) == cbor2.loads(body + extra)
+    with pytest.raises(FrameDecodeError, match=rf"{len(extra)} bytes after the data item"):
+        decode_payload(body + extra)
+
+
 @pytest.mark.parametrize(
     ("runtime_ok", "version"),
     [

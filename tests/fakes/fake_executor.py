@@ -65,6 +65,9 @@ def main() -> int:
         out.write(b"\x00" * 64)
     elif scenario == "garbage":
         out.write(struct.pack(">I", 5) + b"\xff\xfe\xfd\xfc\xfb")
+    elif scenario == "trailing":  # a good item frame whose length also covers two bytes after its map
+        body = item(3)[4:] + b"\x00\x00"
+        out.write(struct.pack(">I", len(body)) + body)
     elif scenario == "version":
         out.write(item(3, contract_version="2.0.0"))
     elif scenario == "seq_gap":

@@ -13,6 +13,7 @@ CASES = [
     ("truncated", 2, "executor_crash", "stream error: truncated frame", 3),
     ("oversized", 2, "executor_crash", "stream error: frame length 16777216 exceeds the limit", 3),
     ("garbage", 2, "executor_crash", "stream error: undecodable CBOR", 3),
+    ("trailing", 2, "executor_crash", "stream error: undecodable CBOR: 2 bytes after the data item", 3),
     (
         "version",
         3,
@@ -42,5 +43,5 @@ def test_fake_executor_faults(quarry, storage, fake_python, scenario, code, outc
     assert final["outcome"] == outcome and final["exit_code"] == code
     metrics = read_table(storage, "metrics", run_id=run_id)[0]
     assert metrics["executor_crash_total"] == (1 if outcome == "executor_crash" else 0)
-    if scenario == "garbage":
+    if scenario in ("garbage", "trailing"):
         assert metrics["ipc_decode_errors_total"] == 1
