@@ -258,7 +258,8 @@ def test_loop_decode_decides_like_the_general_path(
     def general(b: bytes) -> Any:
         return parse_executor_frame(decode_payload(b), check_payload=False, wire_size=len(b))
 
-    assert _decoded(decode_frame, body) == _decoded(general, body)
+    # compared by repr: a NaN in the payload is never equal to itself
+    assert repr(_decoded(decode_frame, body)) == repr(_decoded(general, body))
 
 
 def test_loop_decode_refuses_a_non_text_key_beside_a_good_envelope(json_decoder: str) -> None:

@@ -108,7 +108,7 @@ def decode_body(body: bytes) -> Any:
     if not body:
         raise FrameDecodeError("empty frame (length 0)")
     # A decoder over a seekable stream leaves it right after the data item, so bytes behind it are seen
-    # (``cbor2.loads`` ignores them); the refusing hooks cost about a tenth of a decode (cbor2 6.3).
+    # (``cbor2.loads`` ignores them; this costs about 0.8 µs more than it). The refusing hooks cost about 0.2 µs.
     fp = io.BytesIO(body)
     try:
         obj = cbor2.CBORDecoder(fp, tag_hook=_refuse_tag, semantic_decoders=_NO_TAGS).decode()
