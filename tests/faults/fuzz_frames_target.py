@@ -12,6 +12,8 @@ Each input is used two ways, chosen by its first byte:
   or deletes one field of the envelope or of the payload with a fuzzed CBOR value, so validation is reached
   with well-formed CBOR far more often than from raw bytes.
 
+In both, quarry-speedups' compiled decoder (when installed) must decline the body or agree with ``decode_payload``.
+
 Any outcome but a classified error (``FrameDecodeError``, ``StreamError``, ``VersionMismatchError``) or a valid
 frame is a crash: libFuzzer saves the input under ``-artifact_prefix`` and exits non-zero. A valid frame must
 survive a round trip (encode, decode, parse) to the same wire bytes. A hang is caught by ``-timeout``.
@@ -29,12 +31,13 @@ import atheris
 with atheris.instrument_imports():
     import cbor2
 
-    from quarry_core.protocol import codec, frames
+    from quarry_core.protocol import codec, frames, values
 
 from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchError
 from quarry_core.testing.fakes import ALL_EVENT_TYPES, make_chunk, make_event
 
 CLASSIFIED = (FrameDecodeError, StreamError, VersionMismatchError)
+FAST = codec.json_map_decoder({})  # quarry-speedups' compiled decoder, checked against cbor2 on every input
 MAX_FRAMES = 64
 
 CONTROL_SEEDS: list[dict[str, Any]] = [
@@ -75,7 +78,20 @@ def _parse_control(d: dict[str, Any]) -> None:
         pass
 
 
+def _compiled_agrees(body: bytes) -> None:
+    """quarry-speedups' decoder (when installed) either declines ``body`` or returns what ``decode_payload``
+    does, with the same types (compared by repr: a NaN is not equal to itself), inside the JSON data model."""
+    if FAST is None:
+        return
+    got = FAST(body)
+    if got is None:
+        return
+    assert repr(got) == repr(codec.decode_payload(body)), f"compiled decoder differs on {body.hex()}"
+    assert values.json_value_error(got) is None, f"compiled decoder let a non-JSON value through: {body.hex()}"
+
+
 def check_bytes(data: bytes) -> None:
+    _compiled_agrees(data)
     stream = io.BytesIO(data)
     for _ in range(MAX_FRAMES):
         try:
@@ -127,6 +143,7 @@ def check_envelope(data: bytes) -> None:
         body = cbor2.dumps(d)
     except (TypeError, ValueError, OverflowError, cbor2.CBOREncodeError):
         return  # not representable in CBOR (e.g. an int beyond 2**64): nothing the executor could send
+    _compiled_agrees(body)
     try:
         decoded = codec.decode_payload(body)
     except CLASSIFIED:
