@@ -138,18 +138,23 @@ def _map(
     return dict(v)
 
 
+def _plain_item(payload: dict[str, Any]) -> bool:
+    """The item rules on the common shape: ``item_type`` non-empty text, ``data`` a plain dict (the JSON-model
+    check is the caller's)."""
+    item_type = payload.get("item_type")
+    return type(item_type) is str and bool(item_type) and type(payload.get("data")) is dict
+
+
 def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     """Check a payload against the per-type schema; raise ``StreamError("invalid <type> payload: <why>")``."""
-    if event_type == "item" and type(payload) is dict:
-        # the common case in one pass; anything off takes the general path below for its message
-        item_type = payload.get("item_type")
-        if (
-            type(item_type) is str
-            and item_type
-            and type(payload.get("data")) is dict
-            and json_value_error(payload, "payload") is None
-        ):
-            return
+    # the common case in one pass; anything off takes the general path below for its message
+    if (
+        event_type == "item"
+        and type(payload) is dict
+        and _plain_item(payload)
+        and json_value_error(payload, "payload") is None
+    ):
+        return
     where = f"invalid {event_type} payload"
     err = json_value_error(payload, "payload")
     if err:
@@ -383,11 +388,8 @@ def fast_event(d: dict[str, Any], wire_size: int, *, in_model: bool = False) -> 
     if event is None:
         return None
     object.__setattr__(event, "_wire_size", wire_size)
-    if in_model and event.type == "item":
-        p = event.payload
-        item_type = p.get("item_type")
-        if type(item_type) is str and item_type and type(p.get("data")) is dict:
-            object.__setattr__(event, "_payload_valid", True)
+    if in_model and event.type == "item" and _plain_item(event.payload):
+        object.__setattr__(event, "_payload_valid", True)
     return event
 
 
