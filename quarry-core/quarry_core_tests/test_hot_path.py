@@ -229,14 +229,14 @@ def _decoded(fn: Any, body: bytes) -> Any:
 
 @pytest.fixture(params=["compiled", "cbor2"])
 def json_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``decode_frame`` with quarry-speedups' decoder and without it (``QUARRY_SPEEDUPS=0`` / not installed)."""
-    from quarry_core.protocol.codec import json_map_decoder
+    """``decode_frame`` with quarry-speedups' event decoder and without it (``QUARRY_SPEEDUPS=0`` / not
+    installed)."""
     from quarry_core.runtime import ingest
 
-    decoder = json_map_decoder({}) if request.param == "compiled" else None
+    decoder = ingest.event_decoder({}) if request.param == "compiled" else None
     if request.param == "compiled" and decoder is None:
         pytest.fail("quarry-speedups is not installed in this environment (uv sync --all-packages)")
-    monkeypatch.setattr(ingest, "_json_map", decoder)
+    monkeypatch.setattr(ingest, "_decode_event", decoder)
     return str(request.param)
 
 
@@ -350,3 +350,55 @@ def test_only_a_valid_item_is_marked_checked_by_the_compiled_path(json_decoder: 
     with pytest.raises(StreamError, match="level"):
         check_event_payload(log)
     assert not attrs.evolve(item, payload={"item_type": "", "data": {}})._payload_valid
+
+
+def test_compiled_event_decoder_follows_the_accepted_version_and_the_canonical_ts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled decoder reads the rules' cells as they are when a frame arrives: a version the general path
+    accepted (and a ``ts`` it found canonical) is then accepted by the compiled path too."""
+    from quarry_core.protocol import frames
+    from quarry_core.runtime import ingest
+
+    monkeypatch.setattr(frames, "_accepted_version", [CONTRACT_VERSION])  # cells of this test's own
+    monkeypatch.setattr(frames, "_canonical_ts", [""])
+    decoder = ingest.event_decoder({})
+    assert decoder is not None, "quarry-speedups is part of the workspace (uv sync --all-packages)"
+    monkeypatch.setattr(ingest, "_decode_event", decoder)
+    patch = CONTRACT_VERSION.rsplit(".", 1)[0] + ".9"  # same major and minor: accepted
+    body = cbor2.dumps({**GOOD, "contract_version": patch})
+    assert type(decoder(body)) is dict  # not the accepted text yet: the general path decides
+    first = decode_frame(body)
+    assert isinstance(first, Event) and first.contract_version == patch and not first._payload_valid
+    assert frames._accepted_version[0] == patch
+    second = decoder(body)  # now the compiled path builds it, equal to the general path's
+    assert isinstance(second, Event) and second._payload_valid and second == first
+    assert second.wire_size == first.wire_size == len(body)
+    assert frames._canonical_ts[0] == GOOD["ts"]  # found canonical by the Python check, through the cell
+    odd_ts = cbor2.dumps({**GOOD, "contract_version": patch, "ts": "2026-11-25T17:49:03.12Z"})
+    assert type(decoder(odd_ts)) is dict  # not canonical: the general path normalises it
+    assert decode_frame(odd_ts).ts == GOOD["ts"]
+
+
+def test_compiled_event_decoder_sets_every_slot_of_the_event_class() -> None:
+    from quarry_core.protocol.frames import fast_event_rules
+
+    speedups = pytest.importorskip("quarry_speedups", reason="quarry-speedups is not installed")
+    assert set(speedups.EVENT_SLOTS) == {a.name for a in attrs.fields(Event)}  # a new field must be set there too
+
+    class Plain:
+        pass
+
+    with pytest.raises(TypeError, match="has no slot 'event_id'"):
+        speedups.EventDecoder(Plain, **fast_event_rules())
+    decoder = speedups.EventDecoder(Event, **fast_event_rules())
+    lineage = {**GOOD, "job_id": "j", "parent_run_id": "p", "spawned_by_run_id": "s", "depth": 2}
+    event = decoder(cbor2.dumps(lineage))
+    assert isinstance(event, Event)
+    assert event == Event.from_wire(lineage)
+    assert (event.job_id, event.parent_run_id, event.spawned_by_run_id, event.depth) == ("j", "p", "s", 2)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.seq = 4  # type: ignore[misc]
+    assert decoder(cbor2.dumps({**lineage, "depth": None})) == {**lineage, "depth": None}  # null: general path
+    assert decoder(cbor2.dumps({**GOOD, "seq": True})) == {**GOOD, "seq": True}  # bool is not int
+    assert decoder(b"\xa1\x61a\x40") is None  # a byte string: outside the JSON data model

@@ -24,7 +24,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.ref cimport Py_INCREF
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.object cimport Py_TYPE, PyTypeObject
+from cpython.ref cimport Py_INCREF, PyObject
 from cpython.unicode cimport PyUnicode_New, PyUnicode_DATA, PyUnicode_GET_LENGTH
 
 cdef extern from "Python.h":
@@ -371,3 +373,183 @@ def decode_json_map(body):
     if result is _INVALID or cur.pos != cur.end:
         return None
     return result
+
+
+# ---------------------------------------------------------------------------
+# Event frames
+#
+# The runtime's common frame is an event envelope: after decoding, it checks
+# a dozen keys' types and builds its (frozen, slotted) ``Event``. Done in
+# Python that costs several times the decoding itself, so ``EventDecoder``
+# does the common case here: the caller hands over the class and the rules'
+# moving parts (the accepted contract version and the last canonical ``ts``,
+# each a one-element list the caller keeps current, the set of event types
+# and the Python check of a ``ts`` it has not seen), and anything outside the
+# common case is handed back as the decoded map for the caller's general
+# path, which then finds the rule that fails and its message.
+# ---------------------------------------------------------------------------
+
+# the envelope's keys (interned: decoded keys come from the key cache, so a
+# lookup usually matches by identity)
+cdef str K_CV = "contract_version"
+cdef str K_EVENT_ID = "event_id"
+cdef str K_RUN_ID = "run_id"
+cdef str K_SEQ = "seq"
+cdef str K_TYPE = "type"
+cdef str K_TS = "ts"
+cdef str K_PAYLOAD = "payload"
+cdef str K_ATTEMPT = "attempt"
+cdef str K_JOB_ID = "job_id"
+cdef str K_PARENT = "parent_run_id"
+cdef str K_SPAWNED = "spawned_by_run_id"
+cdef str K_DEPTH = "depth"
+cdef str K_ITEM = "item"
+cdef str K_ITEM_TYPE = "item_type"
+cdef str K_DATA = "data"
+
+#: the attributes an event has, in the order ``EventDecoder`` sets them
+EVENT_SLOTS = (
+    "event_id", "run_id", "seq", "type", "ts", "payload", "attempt", "contract_version",
+    "job_id", "parent_run_id", "spawned_by_run_id", "depth", "_wire_size", "_payload_valid",
+)
+cdef Py_ssize_t N_SLOTS = 14
+
+
+cdef inline object _get(dict d, str key):
+    """``d.get(key)`` (borrowed lookups; keys are exact ``str``, so no Python code runs)."""
+    cdef PyObject *p = PyDict_GetItem(d, key)
+    if p is NULL:
+        return None
+    return <object>p
+
+
+cdef inline bint _text(object v) noexcept:
+    return type(v) is str and len(<str>v) > 0
+
+
+cdef inline bint _positive(object v):
+    # only int64 values leave the decoder, so the comparison cannot overflow
+    return type(v) is int and v >= 1
+
+
+cdef class EventDecoder:
+    """``decoder(body)``: an event built from ``body`` when it is the common event frame, the decoded map when
+    it is another map inside the JSON data model, ``None`` when it is outside it (as ``decode_json_map``).
+
+    The common event frame: exactly the eight envelope keys plus any lineage key that holds a value;
+    ``contract_version`` equal to ``version_cell[0]``; ``type`` in ``event_types``; ``event_id``, ``run_id``
+    and any ``job_id`` / ``parent_run_id`` / ``spawned_by_run_id`` non-empty text; ``seq``, ``attempt`` and
+    any ``depth`` integers ≥ 1; ``payload`` a map; ``ts`` text equal to ``ts_cell[0]`` or one for which
+    ``is_canonical_ts(ts)`` is true. The event gets the map's values (the payload is the decoded dict
+    itself, which nothing else references), ``_wire_size = len(body)`` and ``_payload_valid`` true for an
+    ``item`` whose ``item_type`` is non-empty text and whose ``data`` is a map (the whole frame being inside
+    the JSON data model, its payload then passes the item rules).
+
+    ``event_cls`` must be a slotted class with the attributes :data:`EVENT_SLOTS`; they are set through
+    their slot descriptors, as ``object.__setattr__`` would, so a frozen class's ``__setattr__`` and its
+    ``__init__`` are bypassed.
+    """
+
+    cdef object _cls
+    cdef object _new
+    cdef tuple _setters
+    cdef list _version_cell
+    cdef list _ts_cell
+    cdef object _is_canonical_ts
+    cdef frozenset _types
+
+    def __init__(self, event_cls, *, list version_cell, list ts_cell, is_canonical_ts, frozenset event_types):
+        if not isinstance(event_cls, type):
+            raise TypeError(f"event_cls must be a class, got {type(event_cls).__name__}")
+        setters = []
+        for name in EVENT_SLOTS:
+            descr = event_cls.__dict__.get(name)
+            if descr is None or type(descr).__name__ != "member_descriptor":
+                raise TypeError(f"{event_cls.__name__} has no slot {name!r} (a slotted class is needed)")
+            setters.append(descr)
+        if len(version_cell) != 1 or len(ts_cell) != 1:
+            raise ValueError("version_cell and ts_cell hold exactly one value each")
+        self._cls = event_cls
+        self._new = object.__new__
+        self._setters = tuple(setters)
+        self._version_cell = version_cell
+        self._ts_cell = ts_cell
+        self._is_canonical_ts = is_canonical_ts
+        self._types = event_types
+
+    def __call__(self, body):
+        d = decode_json_map(body)
+        if d is None:
+            return None
+        event = self._event(<dict>d, PyBytes_GET_SIZE(body))
+        return d if event is None else event
+
+    cdef object _event(self, dict d, Py_ssize_t size):
+        cdef object cv = _get(d, K_CV)
+        cdef object want = self._version_cell[0]
+        if type(cv) is not str or not (cv is want or cv == want):
+            return None
+        cdef object etype = _get(d, K_TYPE)
+        if type(etype) is not str or etype not in self._types:
+            return None
+        cdef object event_id = _get(d, K_EVENT_ID)
+        cdef object run_id = _get(d, K_RUN_ID)
+        cdef object seq = _get(d, K_SEQ)
+        cdef object payload = _get(d, K_PAYLOAD)
+        cdef object attempt = _get(d, K_ATTEMPT)
+        if not (_text(event_id) and _text(run_id) and _positive(seq) and type(payload) is dict
+                and _positive(attempt)):
+            return None
+        cdef object ts = _get(d, K_TS)
+        if type(ts) is not str:
+            return None
+        cdef object last = self._ts_cell[0]
+        if not (ts is last or ts == last) and not self._is_canonical_ts(ts):
+            return None
+        cdef Py_ssize_t keys = 8
+        cdef object job_id = _get(d, K_JOB_ID)
+        cdef object parent = _get(d, K_PARENT)
+        cdef object spawned = _get(d, K_SPAWNED)
+        cdef object depth = _get(d, K_DEPTH)
+        if job_id is not None:
+            if not _text(job_id):
+                return None
+            keys += 1
+        if parent is not None:
+            if not _text(parent):
+                return None
+            keys += 1
+        if spawned is not None:
+            if not _text(spawned):
+                return None
+            keys += 1
+        if depth is not None:
+            if not _positive(depth):
+                return None
+            keys += 1
+        if PyDict_Size(d) != keys:
+            return None  # another key, or a lineage key holding null: the general path decides
+        cdef bint valid = False
+        if etype == K_ITEM:
+            item_type = _get(<dict>payload, K_ITEM_TYPE)
+            valid = _text(item_type) and type(_get(<dict>payload, K_DATA)) is dict
+        event = self._new(self._cls)
+        cdef tuple s = self._setters
+        self._set(s[0], event, event_id)
+        self._set(s[1], event, run_id)
+        self._set(s[2], event, seq)
+        self._set(s[3], event, etype)
+        self._set(s[4], event, ts)
+        self._set(s[5], event, payload)
+        self._set(s[6], event, attempt)
+        self._set(s[7], event, cv)
+        self._set(s[8], event, job_id)
+        self._set(s[9], event, parent)
+        self._set(s[10], event, spawned)
+        self._set(s[11], event, depth)
+        self._set(s[12], event, size)
+        self._set(s[13], event, valid)
+        return event
+
+    cdef inline int _set(self, object descr, object obj, object value) except -1:
+        return (<PyTypeObject*>Py_TYPE(descr)).tp_descr_set(descr, obj, value)

@@ -30,6 +30,7 @@ __all__ = [
     "event_size",
     "json_map_decoder",
     "read_frame_sync",
+    "speedups",
 ]
 
 _PREFIX = struct.Struct(">I")
@@ -125,22 +126,29 @@ def decode_body(body: bytes) -> Any:
     return obj
 
 
+def speedups(env: Mapping[str, str] | None = None) -> Any:
+    """The optional ``quarry_speedups`` module (compiled accelerators of the hot path), or ``None`` when it is
+    not installed or ``QUARRY_SPEEDUPS=0`` (in ``env``, default ``os.environ``). Every caller gives the same
+    outcome without it."""
+    if (os.environ if env is None else env).get("QUARRY_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        import quarry_speedups
+    except ImportError:
+        return None
+    return quarry_speedups
+
+
 def json_map_decoder(env: Mapping[str, str] | None = None) -> Callable[[bytes], dict[str, Any] | None] | None:
-    """The compiled decoder of the optional ``quarry-speedups`` distribution, or ``None`` when it is not
-    installed or ``QUARRY_SPEEDUPS=0``.
+    """The compiled decoder of the optional ``quarry-speedups`` distribution, or ``None`` (see :func:`speedups`).
 
     It returns the map ``cbor2.loads(body)`` would for a body inside the JSON data model (text keys, 64-bit
     integers, finite floats, no tags, byte strings or indefinite lengths, nothing after the map): then every key
     is text and every value passes :func:`~quarry_core.protocol.values.json_value_error`. For anything else it
     returns ``None`` and the caller decodes with :func:`decode_body`, so each outcome stays the same.
     """
-    if (os.environ if env is None else env).get("QUARRY_SPEEDUPS", "").strip() == "0":
-        return None
-    try:
-        from quarry_speedups import decode_json_map
-    except ImportError:
-        return None
-    return decode_json_map
+    module = speedups(env)
+    return None if module is None else module.decode_json_map  # type: ignore[no-any-return]
 
 
 def check_frame_map(obj: Any) -> dict[str, Any]:

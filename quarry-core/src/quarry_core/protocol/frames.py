@@ -47,6 +47,7 @@ __all__ = [
     "check_contract_version",
     "check_event_payload",
     "fast_event",
+    "fast_event_rules",
     "parse_control_frame",
     "parse_executor_frame",
     "validate_payload",
@@ -375,22 +376,34 @@ def _fast_event(d: dict[str, Any]) -> Event | None:
 _ENVELOPE_KEYS = 8
 
 
-def fast_event(d: dict[str, Any], wire_size: int, *, in_model: bool = False) -> Event | None:
+def fast_event(d: dict[str, Any], wire_size: int) -> Event | None:
     """``parse_executor_frame(d, check_payload=False, wire_size=wire_size)`` for the common event frame, or
     ``None``: then the caller takes the general path, which gives the same outcome for every input.
 
     An event is returned only when every key of ``d`` is an envelope key, hence text: it also stands for the
-    decoder's key check (:func:`~quarry_core.protocol.codec.check_frame_map`). ``in_model``: ``d`` is known to lie
-    inside the JSON data model (the compiled decoder said so); an ``item`` whose payload then passes the item
-    rules is marked, and :func:`check_event_payload` does not check it again.
+    decoder's key check (:func:`~quarry_core.protocol.codec.check_frame_map`). quarry-speedups' compiled
+    ``EventDecoder`` applies the same rules (:func:`fast_event_rules`) and also marks an ``item`` whose payload
+    passes the item rules, its frame being inside the JSON data model; :func:`check_event_payload` then does not
+    check it again.
     """
     event = _fast_event(d)
     if event is None:
         return None
     object.__setattr__(event, "_wire_size", wire_size)
-    if in_model and event.type == "item" and _plain_item(event.payload):
-        object.__setattr__(event, "_payload_valid", True)
     return event
+
+
+def fast_event_rules() -> dict[str, Any]:
+    """The moving parts of :func:`fast_event`'s rules, for a compiled decoder that builds events itself
+    (``quarry_speedups.EventDecoder``): the cell holding the last accepted contract version text, the cell
+    holding the last canonical ``ts`` (both kept current here), the check of a ``ts`` not seen before (which
+    updates its cell) and the event types."""
+    return {
+        "version_cell": _accepted_version,
+        "ts_cell": _canonical_ts,
+        "is_canonical_ts": _is_canonical_ts,
+        "event_types": EVENT_TYPES,
+    }
 
 
 def check_event_payload(event: Event) -> None:

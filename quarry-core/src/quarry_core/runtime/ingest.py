@@ -16,7 +16,7 @@ one frame at a time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, BinaryIO
 
 import attrs
@@ -30,7 +30,7 @@ from quarry_core.protocol.codec import (
     TruncatedFrame,
     check_frame_map,
     decode_body,
-    json_map_decoder,
+    speedups,
 )
 from quarry_core.protocol.frames import (
     ArtifactChunk,
@@ -42,13 +42,14 @@ from quarry_core.protocol.frames import (
     RunResult,
     check_event_payload,
     fast_event,
+    fast_event_rules,
     parse_executor_frame,
 )
 from quarry_core.runtime.artifacts import ArtifactManager
 from quarry_core.runtime.metrics import Collector
 from quarry_core.runtime.sidecars import SidecarWriter
 
-__all__ = ["MAX_GROUP", "IngestResult", "Ingestor", "RunIdentity", "decode_frame"]
+__all__ = ["MAX_GROUP", "IngestResult", "Ingestor", "RunIdentity", "decode_frame", "event_decoder"]
 
 #: At most this many events in one ``ingest_events`` call (the reader's buffer bounds a group's bytes).
 MAX_GROUP = 1024
@@ -57,8 +58,17 @@ MAX_GROUP = 1024
 _ANSWERED = frozenset({"enqueue", "rotate_proxy"})
 
 
-#: quarry-speedups' compiled decoder when installed (``None``: cbor2 decodes every frame)
-_json_map = json_map_decoder()
+def event_decoder(env: Mapping[str, str] | None = None) -> Callable[[bytes], Any] | None:
+    """quarry-speedups' compiled event decoder bound to :class:`Event` and :func:`fast_event_rules`, or ``None``
+    when it is not installed or ``QUARRY_SPEEDUPS=0``: called with a frame body, it returns the :class:`Event`
+    :func:`fast_event` would for the common event frame, the decoded map for any other body inside the JSON
+    data model, ``None`` for the rest."""
+    module = speedups(env)
+    return None if module is None else module.EventDecoder(Event, **fast_event_rules())
+
+
+#: the compiled event decoder when installed (``None``: cbor2 decodes every frame)
+_decode_event = event_decoder()
 
 
 def decode_frame(body: bytes) -> ExecutorFrame:
@@ -67,20 +77,19 @@ def decode_frame(body: bytes) -> ExecutorFrame:
 
     The common event frame, with the envelope keys and nothing else, takes :func:`fast_event` and skips the
     separate pass over the keys (they are the envelope's, hence text) and the layers of the general path. With
-    quarry-speedups installed, a body inside the JSON data model is decoded by its compiled decoder, and an item
-    event's payload is then known to pass :func:`validate_payload` (:func:`check_event_payload` skips it).
+    quarry-speedups installed, its compiled decoder decodes every body inside the JSON data model and builds
+    the common event frame's :class:`Event` itself (the same rules as :func:`fast_event`); an item event's
+    payload is then known to pass :func:`validate_payload` (:func:`check_event_payload` skips it).
     """
-    obj = _json_map(body) if _json_map is not None else None
-    if obj is not None:
-        event = fast_event(obj, len(body), in_model=True)
-        if event is not None:
-            return event
-    else:
+    obj: Any = _decode_event(body) if _decode_event is not None else None
+    if obj is None:
         obj = decode_body(body)
         if type(obj) is dict:
             event = fast_event(obj, len(body))
             if event is not None:
                 return event
+    elif type(obj) is not dict:
+        return obj  # type: ignore[no-any-return]  # the common event frame's Event
     return parse_executor_frame(check_frame_map(obj), check_payload=False, wire_size=len(body))
 
 
