@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quarry_core.errors import PolicyError
 from quarry_core.testing.fakes import LogCapture, MemorySink, make_artifact, make_chunk, make_event
@@ -236,3 +238,36 @@ async def test_close_after_a_failed_final_flush_does_not_retry_again() -> None:
     stats = policy.stats()
     assert dict(stats.unflushed_by_type) == {"log": 1}
     assert stats.events_dropped == 0
+
+
+@given(
+    types=st.lists(st.sampled_from(["item", "log", "checkpoint", "enqueue", "item"]), min_size=1, max_size=60),
+    groups=st.lists(st.integers(1, 9), min_size=1, max_size=20),
+    flush_count=st.integers(1, 12),
+    item_cap=st.integers(2, 15),
+    byte_cap_events=st.integers(1, 10),
+)
+@settings(max_examples=150, deadline=None)
+def test_groups_take_what_one_at_a_time_takes(
+    types: list[str], groups: list[int], flush_count: int, item_cap: int, byte_cap_events: int
+) -> None:
+    """Every counter, trigger, high-water mark and commit is the same whether the events arrive in groups
+    (``ingest_events``, which takes a group whole when nothing in it meets a cap or a trigger) or one by one."""
+    events = [make_event(i + 1, t) for i, t in enumerate(types)]
+    byte_cap = byte_cap_events * max(event_size(e) for e in events)
+
+    async def outcome(sizes: list[int]) -> tuple[object, list[list[int]]]:
+        sink = MemorySink()
+        policy = streaming(sink, flush_count=flush_count, item_cap=item_cap, byte_cap=byte_cap)
+        i = 0
+        k = 0
+        while i < len(events):
+            n = sizes[k % len(sizes)]
+            await policy.ingest_events(events[i : i + n])
+            i += n
+            k += 1
+        stats = policy.stats()
+        await policy.close()
+        return stats, [[e.seq for e in c.items] for c in sink.commits]
+
+    assert asyncio.run(outcome(groups)) == asyncio.run(outcome([1]))

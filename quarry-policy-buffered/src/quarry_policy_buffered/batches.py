@@ -164,6 +164,13 @@ class Counters:
         held = self.held
         held[etype] = held.get(etype, 0) + 1
 
+    def take(self, types: Mapping[str, int]) -> None:
+        """``receive`` and ``hold`` of events counted by type (a group taken at once)."""
+        received, held = self.received, self.held
+        for etype, count in types.items():
+            received[etype] = received.get(etype, 0) + count
+            held[etype] = held.get(etype, 0) + count
+
     def reject(self, etype: str) -> None:
         self.rejected[etype] = self.rejected.get(etype, 0) + 1
 

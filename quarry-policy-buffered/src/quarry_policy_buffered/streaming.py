@@ -93,6 +93,8 @@ class StreamingPolicy:
         """Events that arrived together (CONTRACT_POLICY §1), each taken as if alone, triggers included, without a
         coroutine per event. On a failure the events after the failing one are received and unflushed, as the
         runtime handed them over."""
+        if self._take_whole(events):
+            return
         counters = self._counters
         receive, hold = counters.receive, counters.hold
         flush_at, item_cap, byte_cap = self._flush_at, self._item_cap, self._byte_cap
@@ -133,6 +135,32 @@ class StreamingPolicy:
                     counters.refuse(events[i + 1 :])
                     raise
                 buf = self._events
+
+    def _take_whole(self, events: Sequence[Event]) -> bool:
+        """Take the whole group at once when none of its events would meet a cap or a flush trigger, which is
+        what taking them one by one would then do (count, append, mark the high-water, nothing else); ``False``
+        leaves the group to the one-by-one loop (a closed policy, the first events before the interval timer
+        runs, a group that reaches a cap or the flush count)."""
+        if self._closed or (self._interval_task is None and self._interval > 0):
+            return False
+        buf = self._events
+        n = len(buf) + len(events)
+        if n + len(self._chunks) >= self._item_cap or (self._flush_at and n >= self._flush_at):
+            return False
+        total = 0
+        types: dict[str, int] = {}
+        for event in events:
+            size = event.wire_size
+            total += size if size is not None else event_size(event)
+            etype = event.type
+            types[etype] = types.get(etype, 0) + 1
+        if self._event_bytes + self._chunk_bytes + total >= self._byte_cap:
+            return False
+        self._counters.take(types)
+        buf.extend(events)
+        self._event_bytes += total
+        self._mark()
+        return True
 
     async def ingest_chunk(self, chunk: ArtifactChunk) -> None:
         self._counters.chunks_received += 1
