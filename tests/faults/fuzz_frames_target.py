@@ -12,7 +12,8 @@ Each input is used two ways, chosen by its first byte:
   or deletes one field of the envelope or of the payload with a fuzzed CBOR value, so validation is reached
   with well-formed CBOR far more often than from raw bytes.
 
-In both, quarry-speedups' compiled decoder (when installed) must decline the body or agree with ``decode_payload``.
+In both, quarry-speedups' compiled decoder (when installed) must decline the body or agree with ``decode_payload``,
+and its event decoder must build the event the general path builds (or hand back the same map).
 
 Any outcome but a classified error (``FrameDecodeError``, ``StreamError``, ``VersionMismatchError``) or a valid
 frame is a crash: libFuzzer saves the input under ``-artifact_prefix`` and exits non-zero. A valid frame must
@@ -27,17 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import atheris
+import attrs
 
 with atheris.instrument_imports():
     import cbor2
 
     from quarry_core.protocol import codec, frames, values
+    from quarry_core.runtime import ingest
 
 from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchError
 from quarry_core.testing.fakes import ALL_EVENT_TYPES, make_chunk, make_event
 
 CLASSIFIED = (FrameDecodeError, StreamError, VersionMismatchError)
 FAST = codec.json_map_decoder({})  # quarry-speedups' compiled decoder, checked against cbor2 on every input
+EVENTS = ingest.event_decoder({})  # and its event decoder, checked against the general path
 MAX_FRAMES = 64
 
 CONTROL_SEEDS: list[dict[str, Any]] = [
@@ -88,6 +92,15 @@ def _compiled_agrees(body: bytes) -> None:
         return
     assert repr(got) == repr(codec.decode_payload(body)), f"compiled decoder differs on {body.hex()}"
     assert values.json_value_error(got) is None, f"compiled decoder let a non-JSON value through: {body.hex()}"
+    assert EVENTS is not None
+    event = EVENTS(body)
+    if isinstance(event, frames.Event):
+        general = frames.parse_executor_frame(codec.decode_payload(body), check_payload=False, wire_size=len(body))
+        assert repr(attrs.astuple(event)[:-1]) == repr(attrs.astuple(general)[:-1]), f"event differs: {body.hex()}"
+        if event._payload_valid:  # a promise that the payload check passes
+            frames.validate_payload(event.type, event.payload)
+    else:
+        assert repr(event) == repr(got), f"event decoder's map differs on {body.hex()}"
 
 
 def check_bytes(data: bytes) -> None:
