@@ -402,3 +402,32 @@ def test_compiled_event_decoder_sets_every_slot_of_the_event_class() -> None:
     assert decoder(cbor2.dumps({**lineage, "depth": None})) == {**lineage, "depth": None}  # null: general path
     assert decoder(cbor2.dumps({**GOOD, "seq": True})) == {**GOOD, "seq": True}  # bool is not int
     assert decoder(b"\xa1\x61a\x40") is None  # a byte string: outside the JSON data model
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "cbor2"])
+def test_frames_encode_to_cbor2_bytes_with_or_without_the_compiled_encoder(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quarry_core.protocol import MAX_PAYLOAD_SIZE, codec
+    from quarry_core.protocol.frames import ArtifactChunk
+
+    if compiled:
+        assert codec._encode_json_frame is not None, "quarry-speedups is part of the workspace (uv sync)"
+    else:
+        monkeypatch.setattr(codec, "_encode_json", None)
+        monkeypatch.setattr(codec, "_encode_json_frame", None)
+    for obj in (
+        GOOD,
+        {**GOOD, "payload": {"item_type": "row", "data": {"ü": [1, -(2**63), 2.5, None, True, "ß" * 300]}}},
+        ArtifactChunk(artifact_id="a", seq=1, is_last=True, data=b"\x00\x01"),  # bytes: cbor2 writes it
+        types.MappingProxyType(GOOD),  # not a dict: cbor2 writes it
+    ):
+        wire = obj.to_wire() if isinstance(obj, ArtifactChunk) else dict(obj)
+        body = cbor2.dumps(wire)
+        assert codec.encode_map(wire) == body
+        assert codec.encode_frame(obj) == len(body).to_bytes(4, "big") + body
+    big = {"data": "x" * MAX_PAYLOAD_SIZE}
+    with pytest.raises(ValueError, match=f"frame payload of {MAX_PAYLOAD_SIZE + 11} bytes exceeds the limit"):
+        codec.encode_frame(big)
+    with pytest.raises(ValueError, match="cannot encode frame"):
+        codec.encode_map({"x": {1, 2}})

@@ -72,7 +72,12 @@ _NO_TAGS = _RefuseAllTags()
 
 
 def encode_map(obj: Mapping[str, Any]) -> bytes:
-    """CBOR-encode a map (definite lengths)."""
+    """CBOR-encode a map (definite lengths): ``cbor2.dumps(obj)``'s bytes, written by quarry-speedups' compiled
+    encoder when it is installed and ``obj`` is made of exact JSON-model types only."""
+    if _encode_json is not None:
+        body: bytes | None = _encode_json(obj)
+        if body is not None:
+            return body
     try:
         return cbor2.dumps(obj)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
@@ -81,7 +86,16 @@ def encode_map(obj: Mapping[str, Any]) -> bytes:
 
 def encode_frame(frame: _HasToWire | Mapping[str, Any]) -> bytes:
     """Length prefix + CBOR of ``frame.to_wire()`` (or of a plain map). Raises ``ValueError`` when too large."""
-    body = encode_map(frame if isinstance(frame, Mapping) else frame.to_wire())
+    obj = frame if type(frame) is dict or isinstance(frame, Mapping) else frame.to_wire()
+    if _encode_json_frame is not None:
+        data: bytes | None = _encode_json_frame(obj)
+        if data is not None:  # prefix and body in one allocation; a map's body is never empty
+            if len(data) - LENGTH_PREFIX_SIZE > MAX_PAYLOAD_SIZE:
+                raise ValueError(
+                    f"frame payload of {len(data) - LENGTH_PREFIX_SIZE} bytes exceeds the limit of {MAX_PAYLOAD_SIZE}"
+                )
+            return data
+    body = encode_map(obj)
     if len(body) == 0 or len(body) > MAX_PAYLOAD_SIZE:
         raise ValueError(f"frame payload of {len(body)} bytes exceeds the limit of {MAX_PAYLOAD_SIZE}")
     return _PREFIX.pack(len(body)) + body
@@ -137,6 +151,12 @@ def speedups(env: Mapping[str, str] | None = None) -> Any:
     except ImportError:
         return None
     return quarry_speedups
+
+
+_speedups_module = speedups()
+#: quarry-speedups' compiled encoders when installed (``None``: cbor2 encodes every frame)
+_encode_json: Callable[[Any], bytes | None] | None = getattr(_speedups_module, "encode_json_map", None)
+_encode_json_frame: Callable[[Any], bytes | None] | None = getattr(_speedups_module, "encode_json_frame", None)
 
 
 def json_map_decoder(env: Mapping[str, str] | None = None) -> Callable[[bytes], dict[str, Any] | None] | None:
