@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_SLOTS",
-    "EventDecoder",
     "MAX_DEPTH",
+    "EventDecoder",
     "__version__",
     "decode_json_map",
     "encode_json_frame",
