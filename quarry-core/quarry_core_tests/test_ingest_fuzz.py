@@ -216,3 +216,61 @@ def test_groups_are_bounded_and_end_at_other_frames() -> None:
     assert policy.groups[-2][-1] == n and policy.groups[-1] == [n + 1, n + 2, n + 3]
     assert [e.seq for e in policy.events] == list(range(1, n + 4))
     assert policy.chunks == chunks
+
+
+async def _ingest_as(data: bytes, policy: RecordingPolicy, identity: RunIdentity) -> Any:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    metrics = Collector()
+    ingestor = Ingestor(
+        identity=identity,
+        policy=policy,
+        metrics=metrics,
+        sidecars=SidecarWriter(_NoStorage(), metrics, _no_control),  # type: ignore[arg-type]
+        send_control=_no_control,
+    )
+    return await ingestor.run(FrameReader(reader))
+
+
+LINEAGES = [
+    None,
+    ("job", None, "spawner", 2),
+    ("job", None, None, None),
+    ("other", None, "spawner", 2),
+    (None, None, None, 3),
+]
+
+
+@pytest.mark.parametrize("run_lineage", LINEAGES[:2], ids=["bare-run", "child-run"])
+@pytest.mark.parametrize("event_lineage", LINEAGES, ids=["bare", "same", "partial", "other-job", "depth-only"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_group_decides_every_event_like_one_at_a_time(
+    run_lineage: tuple[Any, ...] | None, event_lineage: tuple[Any, ...] | None, fault: str
+) -> None:
+    """The group's fast check of the common item and the full check give the same outcome, message included:
+    events with or without this run's lineage, a different one, and every fault behind them."""
+    keys = ("job_id", "parent_run_id", "spawned_by_run_id", "depth")
+    identity = RunIdentity(run_id=DEFAULT_RUN_ID, attempt=1, **dict(zip(keys, run_lineage or (None,) * 4, strict=True)))
+    data, valid = _stream(["item", "item", "log", "item"], fault, terminal=False)
+    # the first event carries the run's lineage (it is checked alone), the others the case's
+    events = [
+        attrs.evolve(e, **dict(zip(keys, (run_lineage if i == 0 else event_lineage) or (None,) * 4, strict=True)))
+        for i, e in enumerate(valid)
+    ]
+    data = b"".join(encode_frame(e) for e in events) + data[len(b"".join(encode_frame(e) for e in valid)) :]
+
+    def outcome(kind: type[RecordingPolicy]) -> Any:
+        policy = kind()
+        result = asyncio.run(_ingest_as(data, policy, identity))
+        return (
+            result.stream_error,
+            result.version_error and str(result.version_error),
+            result.last_seq,
+            [e.seq for e in policy.events],
+        )
+
+    one, grouped = outcome(RecordingPolicy), outcome(GroupingPolicy)
+    assert grouped == one
+    if event_lineage not in (None, run_lineage) and event_lineage != ("job", None, None, None):
+        assert one[0] and "invalid envelope" in one[0]  # a lineage this run does not have

@@ -151,6 +151,9 @@ class Ingestor:
         self.stop_on_run_result = stop_on_run_result
         self.capture = capture  # --capture-frames: every frame read is appended here, length prefix included
         self._ingest_group: Callable[[list[Event]], Awaitable[None]] | None = getattr(policy, "ingest_events", None)
+        # the lineage an event of this run carries in full (``None``: none at all), for the group's fast check
+        lineage = (identity.job_id, identity.parent_run_id, identity.spawned_by_run_id, identity.depth)
+        self._lineage = None if lineage == (None, None, None, None) else lineage
 
     async def run(self, reader: FrameReader) -> IngestResult:
         """Ingest until a clean end of stream or the first fatal error."""
@@ -226,6 +229,8 @@ class Ingestor:
         pending: ExecutorFrame | None = None
         failure: Exception | None = None
         if not first.is_terminal:
+            res = self.result
+            run_id, attempt, lineage = self.identity.run_id, self.identity.attempt, self._lineage
             try:
                 while len(events) < MAX_GROUP:
                     body = reader.buffered_body()
@@ -235,6 +240,26 @@ class Ingestor:
                     if not isinstance(frame, Event):
                         pending = frame
                         break
+                    # _check_event's outcome for the common item, in one condition: a payload known valid (an
+                    # item, so neither terminal nor artifact), the next seq, this run's identity and lineage
+                    # (no terminal has been seen: it would have ended the group)
+                    if (
+                        frame._payload_valid
+                        and frame.seq == res.last_seq + 1
+                        and frame.run_id == run_id
+                        and frame.attempt == attempt
+                        and (
+                            frame.job_id is None
+                            and frame.parent_run_id is None
+                            and frame.spawned_by_run_id is None
+                            and frame.depth is None
+                            if lineage is None
+                            else (frame.job_id, frame.parent_run_id, frame.spawned_by_run_id, frame.depth) == lineage
+                        )
+                    ):
+                        res.last_seq = frame.seq
+                        events.append(frame)
+                        continue
                     self._check_event(frame)
                     if frame.type in _ANSWERED:
                         await self._side_effect(frame)
