@@ -8,6 +8,7 @@ import io
 import shutil
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quarry_core.interfaces import RunPartition
 from quarry_core.protocol import RunRequest, decode_payload, parse_executor_frame
@@ -131,3 +134,25 @@ def test_local_store_recreates_a_directory_removed_behind_its_back(tmp_path: Pat
     sid = ds.write({("events", part): rows[1:]}, metadata={"run_id": "r1"})
     assert sid is not None and ds.manifest_exists(sid)
     assert open_dataset(str(tmp_path / "root")).read("events")["seq"].to_pylist() == [2]
+
+
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
+        | st.datetimes(timezones=st.just(timezone(timedelta(hours=-7, minutes=-30)))),
+        min_size=1,
+        max_size=12,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_the_ts_column_is_what_pyarrow_makes_of_each_datetime(stamps: list[datetime]) -> None:
+    """Milliseconds computed once per text equal pyarrow's conversion of the parsed datetime (floored, before
+    1970 too), with offsets and sub-millisecond digits; ``ts_range`` equals the row dicts' range."""
+    events = [
+        Event(event_id=f"e{i}", run_id="r1", seq=i + 1, type="item", ts=ts.isoformat(), payload={"item_type": "t"})
+        for i, ts in enumerate(stamps + stamps[:1])  # a text seen again further on
+    ]
+    rows = [event_row(e, "streaming") for e in events]
+    columnar = EventRows(events, "streaming")
+    assert columnar.to_arrow().equals(pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
+    assert _ts_range("events", columnar) == _ts_range("events", rows)
