@@ -1,7 +1,7 @@
 """Event envelopes of one run (wire.md §4), built for speed: the per-emit path is one dict and one encode.
 
-* ``event_id``: a random (version 4) UUID in its text form, drawn from a pool of ``os.urandom`` bytes, so
-  an id costs a slice and a format instead of a ``uuid.uuid4()`` call.
+* ``event_id``: a random (version 4) UUID in its text form, formatted a pool at a time from ``os.urandom``
+  bytes (by quarry-speedups when installed), so an id costs a fraction of a ``uuid.uuid4()`` call.
 * ``ts``: RFC 3339 UTC with milliseconds and ``Z``, the same text as
   :func:`quarry_core.protocol.utc_now_ts`, formatted once per millisecond.
 * lineage keys from the run request; absent ones are omitted, ``depth`` only when > 0.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from quarry_core.protocol import CONTRACT_VERSION, RunRequest, encode_frame
+from quarry_core.protocol.codec import speedups
 
 __all__ = ["EnvelopeFactory", "new_event_id", "now_ts"]
 
@@ -21,19 +23,32 @@ _POOL_IDS = 4096
 _VARIANT = "89ab"
 
 
+def _format_ids(raw: bytes) -> list[str]:
+    """The version 4 UUID text of each 16-byte block of ``raw``: ``str(uuid.UUID(bytes=block, version=4))``."""
+    h = raw.hex()
+    ids = []
+    for i in range(0, len(h) - 31, 32):
+        variant = _VARIANT[int(h[i + 16], 16) & 3]
+        head = f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}"
+        ids.append(f"{head}-{variant}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}")
+    return ids
+
+
+_speedups = speedups()
+#: formats a pool of ids: quarry-speedups' compiled ``uuid4_texts`` (about 40 ns an id) when installed
+_format: Callable[[bytes], list[str]] = _format_ids if _speedups is None else _speedups.uuid4_texts
+
+
 class _IdPool:
     def __init__(self) -> None:
-        self._hex = ""
-        self._pos = 0
+        self._next: Callable[[], str] = iter(()).__next__
 
     def next(self) -> str:
-        pos = self._pos
-        if pos >= len(self._hex):
-            self._hex = os.urandom(16 * _POOL_IDS).hex()
-            pos = 0
-        self._pos = pos + 32
-        h = self._hex[pos : pos + 32]
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+        try:
+            return self._next()
+        except StopIteration:
+            self._next = iter(_format(os.urandom(16 * _POOL_IDS))).__next__
+            return self._next()
 
 
 class _Clock:

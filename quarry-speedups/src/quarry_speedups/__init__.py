@@ -7,11 +7,11 @@ returns ``None`` for anything else, so a caller falls back to ``cbor2.loads`` fo
 :func:`encode_json_map` is its counterpart: for a ``dict`` built only of exact JSON-model types it returns the
 very bytes ``cbor2.dumps`` would, and ``None`` for anything else, so a caller falls back to ``cbor2.dumps`` for
 the bytes or the error. :func:`encode_json_frame` returns the same body behind its 4-byte big-endian length
-prefix, in one ``bytes``.
+prefix, in one ``bytes``. :func:`uuid4_texts` formats a pool of random event ids.
 """
 
 from quarry_speedups._cbor import EVENT_SLOTS, MAX_DEPTH, EventDecoder, decode_json_map
-from quarry_speedups._encode import encode_json_frame, encode_json_map
+from quarry_speedups._encode import encode_json_frame, encode_json_map, uuid4_texts
 
 __version__ = "0.1.0"
 
@@ -23,4 +23,5 @@ __all__ = [
     "decode_json_map",
     "encode_json_frame",
     "encode_json_map",
+    "uuid4_texts",
 ]

@@ -420,3 +420,45 @@ def encode_json_frame(obj):
     ``None``, and also when the body is longer than 2**32 - 1 bytes.
     """
     return _encode(obj, 4)
+
+
+# ---------------------------------------------------------------------------
+# Event ids
+# ---------------------------------------------------------------------------
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *_unicode_data "PyUnicode_DATA"(object s)
+
+cdef const char *_HEX = b"0123456789abcdef"
+
+
+def uuid4_texts(raw):
+    """The version 4 UUID text (``str(uuid.UUID(bytes=block, version=4))``) of each whole 16-byte block of the
+    ``bytes`` *raw*, in order: the version and variant bits are set, the rest of the block is kept."""
+    if type(raw) is not bytes:
+        raise TypeError(f"raw must be bytes, got {type(raw).__name__}")
+    cdef const unsigned char *src = raw
+    cdef Py_ssize_t blocks = len(raw) // 16
+    cdef list out = []
+    cdef Py_ssize_t i, j, k
+    cdef unsigned char byte
+    cdef char *dst
+    for i in range(blocks):
+        text = PyUnicode_New(36, 127)
+        dst = <char *>_unicode_data(text)
+        k = 0
+        for j in range(16):
+            if j == 4 or j == 6 or j == 8 or j == 10:
+                dst[k] = b'-'
+                k += 1
+            byte = src[16 * i + j]
+            if j == 6:
+                byte = (byte & 0x0f) | 0x40      # version 4
+            elif j == 8:
+                byte = (byte & 0x3f) | 0x80      # variant 10xx (RFC 9562)
+            dst[k] = _HEX[byte >> 4]
+            dst[k + 1] = _HEX[byte & 0x0f]
+            k += 2
+        out.append(text)
+    return out
