@@ -1,6 +1,6 @@
 """Ingest benchmark: N items (no navigation) through each ingestion policy into Parquet on local disk.
 
-    uv run --frozen --group bench python benchmarks/ingest.py [--n 100000] [--strict-n N] [--rss-n 1000000]
+    uv run --frozen --group bench python benchmarks/ingest.py [--n 100000] [--strict-n N] [--rss-n 1000000] [--rounds 3]
 
 Every contender is a fresh subprocess on the same machine in the same invocation:
 
@@ -14,6 +14,11 @@ Every contender is a fresh subprocess on the same machine in the same invocation
   storing into Lode (Parquet, local disk) under ``--policy …``;
 - ``scrapy``: a spider yielding the same N items from ``start()`` into a JSON-lines feed (``-O out.jsonl``); from
   the optional ``bench`` dependency group, skipped with the reason printed when Scrapy is missing.
+
+The contenders are measured in rounds (``--rounds``, default 3), each measuring every contender once in the same
+order, because this kind of machine changes speed by tens of percent within minutes: the table shows each
+contender's best round, and the targets judge the median of the rounds' own ratios (a round's streaming against
+that round's ceiling), with every round's ratio printed.
 
 Each run is timed from the moment its script starts emitting (the script writes the time to a file; interpreter,
 executor and browser start are not counted) to the process's exit (so the final flush, run records and shutdown
@@ -34,6 +39,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -265,6 +271,28 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def _measure_round(args: argparse.Namespace, work: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """One round: every contender once, in the same order, so each round sees the machine in one state."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in ("ceiling", "ceiling_c"):
+            res = ceiling(args.n, work, compiled=name == "ceiling_c")
+            out[name] = {**res}
+            continue
+        n = args.strict_n if name == "strict" else args.n
+        if name == "scrapy":
+            base, run = scrapy_run(0, work), scrapy_run(n, work)
+        else:
+            base, run = quarry_run(name, 0, work), quarry_run(name, n, work)
+        out[name] = {
+            "run": run,
+            "empty_run": base,
+            "items_per_s": net_rate(run, base),
+            "items_per_cpu_s": net_rate(run, base, "cpu_seconds"),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="items for buffered, streaming, scrapy, ceiling")
@@ -274,62 +302,73 @@ def main(argv: list[str] | None = None) -> int:
         help="items for strict (default: --n; one commit per group of events that arrived together)",
     )
     ap.add_argument("--rss-n", type=int, default=1_000_000, help="events for the RSS comparison (0: skip)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds, each measuring every contender once in the same order (default 3): the table shows each "
+        "contender's best round, the targets judge the median of the rounds' own ratios",
+    )
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--dir", type=Path, help="where the Parquet data goes (default: a temporary directory)")
     args = ap.parse_args(argv)
     if args.strict_n is None:
         args.strict_n = args.n
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
-    results: dict[str, Any] = {"n": args.n, "strict_n": args.strict_n, "cpus": os.cpu_count()}
-    wall: dict[str, float] = {}
-    cpu: dict[str, float] = {}
+    results: dict[str, Any] = {"n": args.n, "strict_n": args.strict_n, "cpus": os.cpu_count(), "rounds": []}
+    names = ["ceiling"]
+    if importlib.util.find_spec("quarry_speedups") is not None:
+        names.append("ceiling_c")
+    names += list(POLICIES)
+    reason = ""
+    if importlib.util.find_spec("scrapy") is None:
+        reason = "Scrapy is not installed (uv run --group bench … installs it)"
+        results["scrapy"] = {"skipped": reason}
+    else:
+        names.append("scrapy")
+    labels = {"ceiling_c": "ceiling-c"}
     with tempfile.TemporaryDirectory(prefix="quarry-bench-ingest-", dir=args.dir) as tmp:
         work = Path(tmp)
         print(f"ingest benchmark: {args.n} items (strict {args.strict_n}), Parquet on {work}", flush=True)
         print(f"load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+        rounds: list[dict[str, dict[str, Any]]] = results["rounds"]
+        for k in range(args.rounds):
+            rounds.append(_measure_round(args, work, names))
+            cells = "  ".join(f"{labels.get(n, n)} {rounds[-1][n]['items_per_s']:,.0f}" for n in names)
+            print(f"  round {k + 1}: {cells}", flush=True)
+        best = {name: max((r[name] for r in rounds), key=lambda m: m["items_per_s"]) for name in names}
+        wall = {name: best[name]["items_per_s"] for name in names}
+        cpu = {name: best[name]["items_per_cpu_s"] for name in names}
+        results.update(best)
+        if "ceiling_c" in best:
+            results["ceiling_compiled"] = best["ceiling_c"]
+        print(f"\nbest of {args.rounds} round(s):")
         print(f"  {'':<10} {'items/s':>10} {'items/CPU-s':>12}")
-        ceil = ceiling(args.n, work)
-        results["ceiling"] = ceil
-        wall["ceiling"], cpu["ceiling"] = ceil["items_per_s"], ceil["items_per_cpu_s"]
-        print(f"  {'ceiling':<10} {wall['ceiling']:>10,.0f} {cpu['ceiling']:>12,.0f}   (decoded by cbor2)", flush=True)
-        if importlib.util.find_spec("quarry_speedups") is not None:
-            fast = ceiling(args.n, work, compiled=True)
-            results["ceiling_compiled"] = fast
-            wall["ceiling_c"], cpu["ceiling_c"] = fast["items_per_s"], fast["items_per_cpu_s"]
-            print(
-                f"  {'ceiling-c':<10} {wall['ceiling_c']:>10,.0f} {cpu['ceiling_c']:>12,.0f}   "
-                "(decoded by quarry-speedups, which the runtime uses when installed)",
-                flush=True,
-            )
-        contenders: list[tuple[str, Any]] = [(policy, quarry_run) for policy in POLICIES]
-        if importlib.util.find_spec("scrapy") is None:
-            reason = "Scrapy is not installed (uv run --group bench … installs it)"
-            results["scrapy"] = {"skipped": reason}
-        else:
-            reason = ""
-            contenders.append(("scrapy", None))
-        for name, _ in contenders:
-            n = args.strict_n if name == "strict" else args.n
-            if name == "scrapy":
-                base, run = scrapy_run(0, work), scrapy_run(n, work)
-            else:
-                base, run = quarry_run(name, 0, work), quarry_run(name, n, work)
-            wall[name], cpu[name] = net_rate(run, base), net_rate(run, base, "cpu_seconds")
-            results[name] = {"run": run, "empty_run": base, "items_per_s": wall[name], "items_per_cpu_s": cpu[name]}
-            print(
-                f"  {name:<10} {wall[name]:>10,.0f} {cpu[name]:>12,.0f}   ({n} items in {run['seconds']:.1f}s, "
-                f"{run['cpu_seconds']:.1f} CPU-s; peak RSS {run['peak_rss'] / 2**20:.0f} MiB)",
-                flush=True,
-            )
+        notes = {
+            "ceiling": "(decoded by cbor2)",
+            "ceiling_c": "(decoded by quarry-speedups, which the runtime uses when installed)",
+        }
+        for name in names:
+            m = best[name]
+            note = notes.get(name)
+            if note is None:
+                run = m["run"]
+                note = (
+                    f"({run['n']} items in {run['seconds']:.1f}s, {run['cpu_seconds']:.1f} CPU-s; "
+                    f"peak RSS {run['peak_rss'] / 2**20:.0f} MiB)"
+                )
+            print(f"  {labels.get(name, name):<10} {wall[name]:>10,.0f} {cpu[name]:>12,.0f}   {note}", flush=True)
         if reason:
             print(f"  scrapy     skipped: {reason}", flush=True)
         rss_ratio = None
         if args.rss_n:
             big = quarry_run("streaming", args.rss_n, work)
-            small = results["streaming"]["run"]
+            small = best["streaming"]["run"]
             rss_ratio = big["peak_rss"] / small["peak_rss"]
             results["rss"] = {"small": small["peak_rss"], "big": big["peak_rss"], "ratio": rss_ratio, "n": args.rss_n}
-            base = results["streaming"]["empty_run"]
+            base = best["streaming"]["empty_run"]
             results["streaming_big"] = {
                 "run": big,
                 "items_per_s": net_rate(big, base),
@@ -343,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
-    print("\nratios, wall clock (and per CPU second):")
+    print("\nratios of the best rounds, wall clock (and per CPU second):")
     for name in POLICIES:
         line = f"  {name:<10} {wall[name] / wall['ceiling']:6.3f}× ceiling ({cpu[name] / cpu['ceiling']:.3f}×)"
         if "scrapy" in wall:
@@ -351,13 +390,21 @@ def main(argv: list[str] | None = None) -> int:
         if "ceiling_c" in wall:
             line += f"   {wall[name] / wall['ceiling_c']:6.3f}× ceiling-c"
         print(line)
-    print("\ntargets:")
-    r = wall["streaming"] / wall["ceiling"]
-    print(f"  streaming ≥ 0.5× ceiling: {r:.3f}×  {_verdict(r >= 0.5)}")
+
+    def per_round(num: str, den: str) -> tuple[list[float], float]:
+        ratios = [r[num]["items_per_s"] / r[den]["items_per_s"] for r in rounds]
+        return ratios, statistics.median(ratios)
+
+    print("\ntargets (the median of the rounds' own ratios; each round's in brackets):")
+    ratios, r = per_round("streaming", "ceiling")
+    results["streaming_over_ceiling"] = {"rounds": ratios, "median": r}
+    print(f"  streaming ≥ 0.5× ceiling: {r:.3f}× [{', '.join(f'{x:.3f}' for x in ratios)}]  {_verdict(r >= 0.5)}")
     if "scrapy" in wall:
-        r = wall["streaming"] / wall["scrapy"]
-        print(f"  streaming ≥ 10× Scrapy:   {r:.2f}×  {_verdict(r >= 10)}")
-    print(f"  strict ≥ 2000 items/s:    {wall['strict']:,.0f}  {_verdict(wall['strict'] >= 2000)}")
+        ratios, r = per_round("streaming", "scrapy")
+        results["streaming_over_scrapy"] = {"rounds": ratios, "median": r}
+        print(f"  streaming ≥ 10× Scrapy:   {r:.2f}× [{', '.join(f'{x:.2f}' for x in ratios)}]  {_verdict(r >= 10)}")
+    strict = statistics.median(r["strict"]["items_per_s"] for r in rounds)
+    print(f"  strict ≥ 2000 items/s:    {strict:,.0f}  {_verdict(strict >= 2000)}")
     if rss_ratio is not None:
         print(
             f"  RSS at {args.rss_n:,} ≤ 1.1× RSS at {args.n:,}: {rss_ratio:.3f}× "

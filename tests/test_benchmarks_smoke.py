@@ -27,13 +27,31 @@ def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_ingest_benchmark_runs_every_policy(tmp_path: Path) -> None:
     out = tmp_path / "ingest.json"
     res = _run(
-        [str(BENCH / "ingest.py"), "--n", "400", "--strict-n", "20", "--rss-n", "0", "--json", str(out)], tmp_path
+        [
+            str(BENCH / "ingest.py"),
+            "--n",
+            "400",
+            "--strict-n",
+            "20",
+            "--rss-n",
+            "0",
+            "--rounds",
+            "2",
+            "--json",
+            str(out),
+        ],
+        tmp_path,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     numbers = json.loads(out.read_text())
     for name in ("ceiling", "ceiling_compiled", "strict", "buffered", "streaming"):
         assert numbers[name]["items_per_s"] > 0, (name, numbers[name])
     assert "streaming ≥ 0.5× ceiling" in res.stdout and "× ceiling-c" in res.stdout
+    assert (
+        "round 2:" in res.stdout
+        and len(numbers["rounds"]) == 2
+        and len(numbers["streaming_over_ceiling"]["rounds"]) == 2
+    )
 
 
 @pytest.mark.slow
