@@ -431,3 +431,15 @@ def test_frames_encode_to_cbor2_bytes_with_or_without_the_compiled_encoder(
         codec.encode_frame(big)
     with pytest.raises(ValueError, match="cannot encode frame"):
         codec.encode_map({"x": object()})
+
+
+def test_a_duplicate_envelope_key_decides_like_cbor2(json_decoder: str) -> None:
+    """A map with a key twice (valid CBOR; the later value wins, as in cbor2) gives the general path's event,
+    whichever decoder reads it: the compiled one builds it from the decoded map, not from the bytes."""
+    body = cbor2.dumps(GOOD)
+    assert body[0] == 0xA8  # a map of eight pairs: make it nine, the last one seq again
+    dup = bytes([0xA9]) + body[1:] + cbor2.dumps("seq") + cbor2.dumps(99)
+    expected = parse_executor_frame(cbor2.loads(dup), check_payload=False, wire_size=len(dup))
+    got = decode_frame(dup)
+    assert isinstance(got, Event) and got.seq == 99
+    assert attrs.astuple(got)[:-1] == attrs.astuple(expected)[:-1]

@@ -407,6 +407,12 @@ cdef str K_ITEM = "item"
 cdef str K_ITEM_TYPE = "item_type"
 cdef str K_DATA = "data"
 
+# each envelope key's place in ``EventDecoder._direct``: the eight every event has, then the lineage keys
+cdef dict _SLOT_OF = {
+    K_CV: 0, K_EVENT_ID: 1, K_RUN_ID: 2, K_SEQ: 3, K_TYPE: 4, K_TS: 5, K_PAYLOAD: 6, K_ATTEMPT: 7,
+    K_JOB_ID: 8, K_PARENT: 9, K_SPAWNED: 10, K_DEPTH: 11,
+}
+
 #: the attributes an event has, in the order ``EventDecoder`` sets them
 EVENT_SLOTS = (
     "event_id", "run_id", "seq", "type", "ts", "payload", "attempt", "contract_version",
@@ -478,57 +484,98 @@ cdef class EventDecoder:
         self._types = event_types
 
     def __call__(self, body):
+        if not isinstance(body, bytes):
+            return None
+        event = self._direct(body)
+        if event is not None:
+            return event
         d = decode_json_map(body)
         if d is None:
             return None
-        event = self._event(<dict>d, PyBytes_GET_SIZE(body))
+        event = self._from_map(<dict>d, PyBytes_GET_SIZE(body))
         return d if event is None else event
 
-    cdef object _event(self, dict d, Py_ssize_t size):
-        cdef object cv = _get(d, K_CV)
-        cdef object want = self._version_cell[0]
-        if type(cv) is not str or not (cv is want or cv == want):
+    cdef object _direct(self, bytes body):
+        """The common event frame straight from the bytes, without the intermediate map; ``None`` whenever the
+        map has a key that is not an envelope key, a key twice, a lineage key holding null or anything the map
+        path might judge differently (then that path decides)."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(body)
+        cdef Cursor cur
+        cdef uint64_t count
+        cdef unsigned int initial
+        cdef Py_ssize_t i
+        cdef int index
+        cdef unsigned int seen = 0
+        cdef PyObject *found
+        if size == 0:
             return None
-        cdef object etype = _get(d, K_TYPE)
-        if type(etype) is not str or etype not in self._types:
+        cur.pos = <const unsigned char *>PyBytes_AS_STRING(body)
+        cur.end = cur.pos + size
+        initial = cur.pos[0]
+        cur.pos += 1
+        if (initial >> 5) != 5 or not _read_argument(&cur, initial & 0x1f, &count):
             return None
-        cdef object event_id = _get(d, K_EVENT_ID)
-        cdef object run_id = _get(d, K_RUN_ID)
-        cdef object seq = _get(d, K_SEQ)
-        cdef object payload = _get(d, K_PAYLOAD)
-        cdef object attempt = _get(d, K_ATTEMPT)
-        if not (_text(event_id) and _text(run_id) and _positive(seq) and type(payload) is dict
-                and _positive(attempt)):
+        if count < 8 or count > 12:
             return None
-        cdef object ts = _get(d, K_TS)
-        if type(ts) is not str:
+        values = [None] * 12
+        for i in range(<Py_ssize_t>count):
+            key = _read_key(&cur)
+            if key is _INVALID:
+                return None
+            found = PyDict_GetItem(_SLOT_OF, key)
+            if found is NULL:
+                return None                  # not an envelope key
+            index = <int><object>found
+            if seen & (1u << index):
+                return None                  # a key twice: the map keeps the later value
+            seen |= 1u << index
+            value = _decode_value(&cur, 0)
+            if value is _INVALID or (index >= 8 and value is None):
+                return None
+            values[index] = value
+        if cur.pos != cur.end or (seen & 0xff) != 0xff:
             return None
-        cdef object last = self._ts_cell[0]
-        if not (ts is last or ts == last) and not self._is_canonical_ts(ts):
-            return None
+        return self._build(values[0], values[1], values[2], values[3], values[4], values[5], values[6],
+                           values[7], values[8], values[9], values[10], values[11], size)
+
+    cdef object _from_map(self, dict d, Py_ssize_t size):
         cdef Py_ssize_t keys = 8
         cdef object job_id = _get(d, K_JOB_ID)
         cdef object parent = _get(d, K_PARENT)
         cdef object spawned = _get(d, K_SPAWNED)
         cdef object depth = _get(d, K_DEPTH)
-        if job_id is not None:
-            if not _text(job_id):
-                return None
-            keys += 1
-        if parent is not None:
-            if not _text(parent):
-                return None
-            keys += 1
-        if spawned is not None:
-            if not _text(spawned):
-                return None
-            keys += 1
-        if depth is not None:
-            if not _positive(depth):
-                return None
-            keys += 1
+        keys += (job_id is not None) + (parent is not None) + (spawned is not None) + (depth is not None)
         if PyDict_Size(d) != keys:
             return None  # another key, or a lineage key holding null: the general path decides
+        return self._build(_get(d, K_CV), _get(d, K_EVENT_ID), _get(d, K_RUN_ID), _get(d, K_SEQ), _get(d, K_TYPE),
+                           _get(d, K_TS), _get(d, K_PAYLOAD), _get(d, K_ATTEMPT), job_id, parent, spawned, depth,
+                           size)
+
+    cdef object _build(self, object cv, object event_id, object run_id, object seq, object etype, object ts,
+                       object payload, object attempt, object job_id, object parent, object spawned,
+                       object depth, Py_ssize_t size):
+        """The checks of ``fast_event`` on the envelope's values (``None``: absent or null), then the event."""
+        cdef object want = self._version_cell[0]
+        if type(cv) is not str or not (cv is want or cv == want):
+            return None
+        if type(etype) is not str or etype not in self._types:
+            return None
+        if not (_text(event_id) and _text(run_id) and _positive(seq) and type(payload) is dict
+                and _positive(attempt)):
+            return None
+        if type(ts) is not str:
+            return None
+        cdef object last = self._ts_cell[0]
+        if not (ts is last or ts == last) and not self._is_canonical_ts(ts):
+            return None
+        if job_id is not None and not _text(job_id):
+            return None
+        if parent is not None and not _text(parent):
+            return None
+        if spawned is not None and not _text(spawned):
+            return None
+        if depth is not None and not _positive(depth):
+            return None
         cdef bint valid = False
         if etype == K_ITEM:
             item_type = _get(<dict>payload, K_ITEM_TYPE)
