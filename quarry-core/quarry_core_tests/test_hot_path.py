@@ -403,6 +403,12 @@ def test_compiled_event_decoder_sets_every_slot_of_the_event_class() -> None:
     assert decoder(cbor2.dumps({**GOOD, "seq": True})) == {**GOOD, "seq": True}  # bool is not int
     assert decoder(b"\xa1\x61a\x40") is None  # a byte string: outside the JSON data model
 
+    class Body(bytes):
+        pass
+
+    assert decoder(Body(cbor2.dumps(GOOD))) == event.__class__.from_wire(GOOD)  # a bytes subclass: the map path
+    assert decoder(bytearray(cbor2.dumps(GOOD))) is None  # not bytes: the caller decodes with cbor2
+
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "cbor2"])
 def test_frames_encode_to_cbor2_bytes_with_or_without_the_compiled_encoder(

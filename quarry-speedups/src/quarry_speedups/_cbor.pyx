@@ -484,12 +484,11 @@ cdef class EventDecoder:
         self._types = event_types
 
     def __call__(self, body):
-        if not isinstance(body, bytes):
-            return None
-        event = self._direct(body)
-        if event is not None:
-            return event
-        d = decode_json_map(body)
+        if type(body) is bytes:
+            event = self._direct(<bytes>body)
+            if event is not None:
+                return event
+        d = decode_json_map(body)  # None for anything but bytes
         if d is None:
             return None
         event = self._from_map(<dict>d, PyBytes_GET_SIZE(body))
