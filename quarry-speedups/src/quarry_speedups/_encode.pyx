@@ -157,6 +157,18 @@ cdef inline int _reserve(Buf *b, size_t need) except -1:
 # Writers (each returns 1 when written, 0 to decline, -1 with MemoryError set)
 # ---------------------------------------------------------------------------
 
+cdef inline void _put_be64(unsigned char *p, uint64_t v) noexcept:
+    """Store *v* big-endian in the 8 bytes at *p*."""
+    p[0] = <unsigned char>(v >> 56)
+    p[1] = <unsigned char>(v >> 48)
+    p[2] = <unsigned char>(v >> 40)
+    p[3] = <unsigned char>(v >> 32)
+    p[4] = <unsigned char>(v >> 24)
+    p[5] = <unsigned char>(v >> 16)
+    p[6] = <unsigned char>(v >> 8)
+    p[7] = <unsigned char>v
+
+
 cdef inline int _head(Buf *b, unsigned int major, uint64_t arg) except -1:
     """Write a head: *major* is already shifted (0x00, 0x20, ... 0xa0); *arg* in its shortest form."""
     cdef unsigned char *p
@@ -183,14 +195,7 @@ cdef inline int _head(Buf *b, unsigned int major, uint64_t arg) except -1:
         b.len += 5
     else:
         p[0] = <unsigned char>(major | 27)
-        p[1] = <unsigned char>(arg >> 56)
-        p[2] = <unsigned char>(arg >> 48)
-        p[3] = <unsigned char>(arg >> 40)
-        p[4] = <unsigned char>(arg >> 32)
-        p[5] = <unsigned char>(arg >> 24)
-        p[6] = <unsigned char>(arg >> 16)
-        p[7] = <unsigned char>(arg >> 8)
-        p[8] = <unsigned char>arg
+        _put_be64(p + 1, arg)
         b.len += 9
     return 1
 
@@ -266,14 +271,7 @@ cdef inline int _write_float(Buf *b, PyObject *o) except -1:
         return 1
     memcpy(&bits, &x, 8)
     p[0] = 0xfb
-    p[1] = <unsigned char>(bits >> 56)
-    p[2] = <unsigned char>(bits >> 48)
-    p[3] = <unsigned char>(bits >> 40)
-    p[4] = <unsigned char>(bits >> 32)
-    p[5] = <unsigned char>(bits >> 24)
-    p[6] = <unsigned char>(bits >> 16)
-    p[7] = <unsigned char>(bits >> 8)
-    p[8] = <unsigned char>bits
+    _put_be64(p + 1, bits)
     b.len += 9
     return 1
 
