@@ -14,6 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
@@ -99,6 +100,8 @@ def event_row(event: Event, policy: str) -> dict[str, Any]:
     return row
 
 
+_TYPE = attrgetter("type")
+_RUN_ID = attrgetter("run_id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _EVENT_KIND = pa.scalar("event", pa.string())
@@ -270,13 +273,16 @@ class LodeRunStorage:
         """Write one batch of events as one snapshot (one file per ``event_type``, rows in seq order)."""
         if not events:
             return None
-        by_type: dict[str, list[Event]] = defaultdict(list)
-        for event in events:
-            if event.run_id != self.partition.run_id:
-                raise ValueError(
-                    f"event {event.event_id} belongs to run {event.run_id!r}, not {self.partition.run_id!r}"
-                )
-            by_type[event.type].append(event)
+        run_id = self.partition.run_id
+        types = set(map(_TYPE, events))
+        if len(types) == 1 and set(map(_RUN_ID, events)) == {run_id}:  # the common batch, checked in C
+            by_type: dict[str, list[Event]] = {types.pop(): list(events)}
+        else:
+            by_type = defaultdict(list)
+            for event in events:
+                if event.run_id != run_id:
+                    raise ValueError(f"event {event.event_id} belongs to run {event.run_id!r}, not {run_id!r}")
+                by_type[event.type].append(event)
         groups: dict[tuple[str, Partition], Sequence[dict[str, Any]]] = {
             ("events", self._part(etype)): EventRows(_in_seq_order(evs), policy) for etype, evs in by_type.items()
         }

@@ -17,7 +17,9 @@ ambiguous failure cannot duplicate chunks there) and with a new one in ``at_leas
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from quarry_core.interfaces import PolicyStats
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "BatchFailed", "Counters", "summarize_drops", "write_batch"]
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+_TYPE = attrgetter("type")
 
 
 class Batch:
@@ -183,10 +187,9 @@ class Counters:
     def persist(self, events: list[Event]) -> None:
         held = self.held
         persisted = self.persisted
-        for event in events:
-            t = event.type
-            held[t] -= 1
-            persisted[t] = persisted.get(t, 0) + 1
+        for t, count in Counter(map(_TYPE, events)).items():  # counted in C, then once per type
+            held[t] -= count
+            persisted[t] = persisted.get(t, 0) + count
 
     def drop(self, etype: str, reason: str, *, was_held: bool) -> int:
         """Count one drop; returns how many drops of this (type, reason) there were before."""
