@@ -276,8 +276,7 @@ def _measure_round(args: argparse.Namespace, work: Path, names: list[str]) -> di
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         if name in ("ceiling", "ceiling_c"):
-            res = ceiling(args.n, work, compiled=name == "ceiling_c")
-            out[name] = {**res}
+            out[name] = ceiling(args.n, work, compiled=name == "ceiling_c")
             continue
         n = args.strict_n if name == "strict" else args.n
         if name == "scrapy":

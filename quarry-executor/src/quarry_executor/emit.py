@@ -212,10 +212,7 @@ class RunStream:
             async with lock:
                 self.check_open()
                 seq = await self.write_event(event_type, payload)
-        self._writes += 1  # maybe_yield, without a coroutine per call
-        if self._writes >= _YIELD_EVERY:
-            self._writes = 0
-            await asyncio.sleep(0)
+        await self.maybe_yield()
         return seq
 
     async def maybe_yield(self) -> None:

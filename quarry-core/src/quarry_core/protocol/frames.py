@@ -139,23 +139,18 @@ def _map(
     return dict(v)
 
 
-def _plain_item(payload: dict[str, Any]) -> bool:
-    """The item rules on the common shape: ``item_type`` non-empty text, ``data`` a plain dict (the JSON-model
-    check is the caller's)."""
-    item_type = payload.get("item_type")
-    return type(item_type) is str and bool(item_type) and type(payload.get("data")) is dict
-
-
 def validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     """Check a payload against the per-type schema; raise ``StreamError("invalid <type> payload: <why>")``."""
     # the common case in one pass; anything off takes the general path below for its message
-    if (
-        event_type == "item"
-        and type(payload) is dict
-        and _plain_item(payload)
-        and json_value_error(payload, "payload") is None
-    ):
-        return
+    if event_type == "item" and type(payload) is dict:
+        item_type = payload.get("item_type")
+        if (
+            type(item_type) is str
+            and item_type
+            and type(payload.get("data")) is dict
+            and json_value_error(payload, "payload") is None
+        ):
+            return
     where = f"invalid {event_type} payload"
     err = json_value_error(payload, "payload")
     if err:
@@ -225,7 +220,8 @@ class Event:
     # when the caller knows it), so policies learn an event's size without encoding it again. Ignored by
     # equality, hashing and repr; ``attrs.evolve`` drops it (an evolved event is sized by encoding it).
     _wire_size: int | None = attrs.field(default=None, init=False, eq=False, repr=False)
-    # Not an envelope key either: set by ``fast_event`` when decoding already proved ``validate_payload`` passes
+    # Not an envelope key either: set by quarry-speedups' ``EventDecoder`` when decoding already proved
+    # ``validate_payload`` passes
     # (see :func:`check_event_payload`); ``attrs.evolve`` drops it, so a changed payload is checked again.
     _payload_valid: bool = attrs.field(default=False, init=False, eq=False, repr=False)
 

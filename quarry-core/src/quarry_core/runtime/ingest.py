@@ -151,7 +151,7 @@ class Ingestor:
         self.stop_on_run_result = stop_on_run_result
         self.capture = capture  # --capture-frames: every frame read is appended here, length prefix included
         self._ingest_group: Callable[[list[Event]], Awaitable[None]] | None = getattr(policy, "ingest_events", None)
-        # the lineage an event of this run carries in full (``None``: none at all), for the group's fast check
+        # the lineage an event of this run carries in full (``None``: none at all), for _check_event's common case
         lineage = (identity.job_id, identity.parent_run_id, identity.spawned_by_run_id, identity.depth)
         self._lineage = None if lineage == (None, None, None, None) else lineage
 
@@ -229,8 +229,6 @@ class Ingestor:
         pending: ExecutorFrame | None = None
         failure: Exception | None = None
         if not first.is_terminal:
-            res = self.result
-            run_id, attempt, lineage = self.identity.run_id, self.identity.attempt, self._lineage
             try:
                 while len(events) < MAX_GROUP:
                     body = reader.buffered_body()
@@ -240,27 +238,9 @@ class Ingestor:
                     if not isinstance(frame, Event):
                         pending = frame
                         break
-                    # _check_event's outcome for the common item, in one condition: a payload known valid (an
-                    # item, so neither terminal nor artifact), the next seq, this run's identity and lineage
-                    # (no terminal has been seen: it would have ended the group)
-                    if (
-                        frame._payload_valid
-                        and frame.seq == res.last_seq + 1
-                        and frame.run_id == run_id
-                        and frame.attempt == attempt
-                        and (
-                            frame.job_id is None
-                            and frame.parent_run_id is None
-                            and frame.spawned_by_run_id is None
-                            and frame.depth is None
-                            if lineage is None
-                            else (frame.job_id, frame.parent_run_id, frame.spawned_by_run_id, frame.depth) == lineage
-                        )
-                    ):
-                        res.last_seq = frame.seq
+                    if self._check_event(frame):  # the common item: nothing else to do for it
                         events.append(frame)
                         continue
-                    self._check_event(frame)
                     if frame.type in _ANSWERED:
                         await self._side_effect(frame)
                     events.append(frame)
@@ -338,9 +318,31 @@ class Ingestor:
         if event.is_terminal:
             self.result.terminal = event
 
-    def _check_event(self, event: Event) -> None:
-        """Every check of one event in contract order; an ``artifact`` record also closes its artifact."""
+    def _check_event(self, event: Event) -> bool:
+        """Every check of one event in contract order; an ``artifact`` record also closes its artifact.
+
+        ``True`` for the common item, checked in one condition: a payload known valid (an item, so neither
+        terminal, artifact nor answered by the runtime), the next ``seq``, this run's identity and lineage, no
+        terminal yet."""
         res = self.result
+        lineage = self._lineage
+        if (
+            event._payload_valid
+            and event.seq == res.last_seq + 1
+            and event.run_id == self.identity.run_id
+            and event.attempt == self.identity.attempt
+            and res.terminal is None
+            and (
+                event.job_id is None
+                and event.parent_run_id is None
+                and event.spawned_by_run_id is None
+                and event.depth is None
+                if lineage is None
+                else (event.job_id, event.parent_run_id, event.spawned_by_run_id, event.depth) == lineage
+            )
+        ):
+            res.last_seq = event.seq
+            return True
         self._check_identity(event)
         expected = res.last_seq + 1
         if event.seq != expected:
@@ -351,6 +353,7 @@ class Ingestor:
         res.last_seq = event.seq
         if event.type == "artifact":
             self.artifacts.on_commit(event)
+        return False
 
     async def _side_effect(self, event: Event) -> None:
         """What the runtime does for an ``enqueue`` or ``rotate_proxy`` event before its policy sees it."""
