@@ -25,6 +25,7 @@ from quarry_core.errors import FrameDecodeError, StreamError, VersionMismatchErr
 from quarry_core.protocol import (
     CONTRACT_VERSION,
     EVENT_TYPES,
+    MAX_PAYLOAD_SIZE,
     EndOfStream,
     Event,
     FrameReader,
@@ -37,6 +38,8 @@ from quarry_core.protocol import (
     read_frame_sync,
     validate_payload,
 )
+from quarry_core.protocol.codec import speedups as codec_speedups
+from quarry_core.protocol.frames import fast_event_rules
 from quarry_core.runtime.ingest import decode_frame
 
 # --------------------------------------------------------------------------- FrameReader
@@ -381,7 +384,6 @@ def test_compiled_event_decoder_follows_the_accepted_version_and_the_canonical_t
 
 
 def test_compiled_event_decoder_sets_every_slot_of_the_event_class() -> None:
-    from quarry_core.protocol.frames import fast_event_rules
 
     speedups = pytest.importorskip("quarry_speedups", reason="quarry-speedups is not installed")
     assert set(speedups.EVENT_SLOTS) == {a.name for a in attrs.fields(Event)}  # a new field must be set there too
@@ -390,8 +392,8 @@ def test_compiled_event_decoder_sets_every_slot_of_the_event_class() -> None:
         pass
 
     with pytest.raises(TypeError, match="has no slot 'event_id'"):
-        speedups.EventDecoder(Plain, **fast_event_rules())
-    decoder = speedups.EventDecoder(Event, **fast_event_rules())
+        speedups.EventDecoder(Plain, max_body=MAX_PAYLOAD_SIZE, **fast_event_rules())
+    decoder = speedups.EventDecoder(Event, max_body=MAX_PAYLOAD_SIZE, **fast_event_rules())
     lineage = {**GOOD, "job_id": "j", "parent_run_id": "p", "spawned_by_run_id": "s", "depth": 2}
     event = decoder(cbor2.dumps(lineage))
     assert isinstance(event, Event)
@@ -414,7 +416,7 @@ def test_compiled_event_decoder_sets_every_slot_of_the_event_class() -> None:
 def test_frames_encode_to_cbor2_bytes_with_or_without_the_compiled_encoder(
     compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from quarry_core.protocol import MAX_PAYLOAD_SIZE, codec
+    from quarry_core.protocol import codec
     from quarry_core.protocol.frames import ArtifactChunk
 
     if compiled:
@@ -449,3 +451,135 @@ def test_a_duplicate_envelope_key_decides_like_cbor2(json_decoder: str) -> None:
     got = decode_frame(dup)
     assert isinstance(got, Event) and got.seq == 99
     assert attrs.astuple(got)[:-1] == attrs.astuple(expected)[:-1]
+
+
+# --------------------------------------------------------------------------- reading event frames in place
+
+
+def _compiled_decoder(max_body: int = MAX_PAYLOAD_SIZE) -> Any:
+    speedups = codec_speedups()
+    if speedups is None:
+        pytest.fail("quarry-speedups is not installed in this environment (uv sync --all-packages)")
+    return speedups.EventDecoder(Event, max_body=max_body, **fast_event_rules())
+
+
+@given(
+    st.dictionaries(keys, odd_values, max_size=4),
+    st.sets(keys, max_size=2),
+    st.dictionaries(st.text(max_size=3), odd_values, max_size=2),
+    st.binary(max_size=9),
+    st.binary(max_size=9),
+)
+@settings(max_examples=300, deadline=None)
+def test_event_at_reads_a_frame_in_place_as_the_decoder_reads_its_body(
+    changes: dict[str, Any], removed: set[str], extra: dict[str, Any], before: bytes, after: bytes
+) -> None:
+    """``event_at(buffer, position)`` gives the event the decoder gives for the frame's body alone, wherever the
+    frame sits in the buffer and whatever surrounds it, and ``None`` where the decoder gives no event."""
+    decoder = _compiled_decoder()
+    d = {k: v for k, v in {**GOOD, **changes}.items() if k not in removed}
+    d.update(extra)
+    body = cbor2.dumps(d)
+    framed = len(body).to_bytes(4, "big") + body
+    from_body = decoder(body)
+    got = decoder.event_at(before + framed + after, len(before))
+    if isinstance(from_body, Event):
+        assert isinstance(got, Event) and got.wire_size == len(body)
+        # compared by repr: a NaN in the payload is never equal to itself
+        assert repr(attrs.astuple(got)) == repr(attrs.astuple(from_body))
+    else:
+        assert got is None
+
+
+def test_event_at_takes_only_a_whole_frame_with_a_valid_length() -> None:
+    decoder = _compiled_decoder(max_body=1000)
+    body = cbor2.dumps(GOOD)
+    framed = len(body).to_bytes(4, "big") + body
+    buf = b"xy" + framed + framed
+    assert decoder.event_at(buf, 2).seq == GOOD["seq"]
+    assert decoder.event_at(buf, 2 + len(framed)).seq == GOOD["seq"]
+    for cut in range(len(framed)):  # the frame has not arrived whole
+        assert decoder.event_at(b"xy" + framed[:cut], 2) is None
+    for pos in (-1, len(buf), len(buf) - 3, 1 << 40):  # no prefix there
+        assert decoder.event_at(buf, pos) is None
+    assert decoder.event_at((0).to_bytes(4, "big") + body, 0) is None  # an empty frame
+    big = cbor2.dumps({**GOOD, "payload": {"item_type": "x", "data": {"s": "a" * 1000}}})
+    assert decoder(big) is not None  # a valid event, but its frame is longer than max_body
+    assert decoder.event_at(len(big).to_bytes(4, "big") + big, 0) is None
+    assert _compiled_decoder().event_at(len(big).to_bytes(4, "big") + big, 0) is not None
+    with pytest.raises(TypeError):
+        decoder.event_at(bytearray(framed), 0)  # only bytes: the reader's buffer always is
+    with pytest.raises(ValueError, match="max_body must be at least 1"):
+        _compiled_decoder(max_body=0)
+
+
+def test_buffered_event_consumes_and_counts_like_buffered_body() -> None:
+    """Reading a buffer's event frames in place leaves the reader where cutting their bodies out would, with the
+    same frame and byte counts, and a frame it does not take is left for ``buffered_body``."""
+    decoder = _compiled_decoder()
+    frames = [encode_frame({**GOOD, "seq": i + 1}) for i in range(5)]
+    frames[3] = encode_frame({"type": "artifact_chunk", "artifact_id": "a", "seq": 1, "is_last": True, "data": b"x"})
+    data = b"".join(frames) + frames[0][:7]  # and the start of one more
+
+    async def read(in_place: bool) -> tuple[list[Any], int, int]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        fr = FrameReader(reader)
+        first = await fr.read_body()  # fills the buffer
+        got: list[Any] = [decode_payload(first)["seq"]]
+        while True:
+            event = fr.buffered_event(decoder.event_at) if in_place else None
+            if event is not None:
+                got.append(event.seq)
+                continue
+            body = fr.buffered_body()
+            if body is None:
+                break
+            got.append(decode_payload(body)["seq"])
+        return got, fr.frames, fr.bytes
+
+    assert asyncio.run(read(True)) == asyncio.run(read(False)) == ([1, 2, 3, 1, 5], 5, sum(map(len, frames)))
+
+
+def test_a_frame_capture_still_gets_every_frame_of_a_group(tmp_path: Any) -> None:
+    """With ``--capture-frames`` the loop cuts every body out (the capture needs it): the file holds the stream
+    as it arrived, grouped events included."""
+    from quarry_core.runtime.ingest import Ingestor, RunIdentity
+    from quarry_core.runtime.metrics import Collector
+    from quarry_core.runtime.sidecars import SidecarWriter
+
+    events = [{**GOOD, "seq": i + 1} for i in range(50)] + [{**GOOD, "seq": 51, "type": "run_complete", "payload": {}}]
+    data = b"".join(encode_frame(e) for e in events)
+
+    class Grouping:
+        def __init__(self) -> None:
+            self.groups: list[list[int]] = []
+
+        async def ingest_events(self, evs: list[Event]) -> None:
+            self.groups.append([e.seq for e in evs])
+
+    async def no_control(frame: Any) -> None:
+        pass
+
+    async def go() -> Any:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        metrics = Collector()
+        with (tmp_path / "frames.bin").open("wb") as capture:
+            ingestor = Ingestor(
+                identity=RunIdentity(run_id=GOOD["run_id"], attempt=GOOD["attempt"]),
+                policy=policy,  # type: ignore[arg-type]
+                metrics=metrics,
+                sidecars=SidecarWriter(None, metrics, no_control),  # type: ignore[arg-type]
+                send_control=no_control,
+                capture=capture,
+            )
+            return await ingestor.run(FrameReader(reader))
+
+    policy = Grouping()
+    result = asyncio.run(go())
+    assert result.terminal is not None and not result.fatal
+    assert policy.groups == [list(range(1, 52))]  # the stream arrived whole: one group
+    assert (tmp_path / "frames.bin").read_bytes() == data

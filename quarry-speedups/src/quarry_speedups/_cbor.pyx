@@ -453,7 +453,8 @@ cdef class EventDecoder:
 
     ``event_cls`` must be a slotted class with the attributes :data:`EVENT_SLOTS`; they are set through
     their slot descriptors, as ``object.__setattr__`` would, so a frozen class's ``__setattr__`` and its
-    ``__init__`` are bypassed.
+    ``__init__`` are bypassed. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
+    longest body it takes (the contract's limit: a longer one is left to the caller, which reports it).
     """
 
     cdef object _cls
@@ -463,8 +464,10 @@ cdef class EventDecoder:
     cdef list _ts_cell
     cdef object _is_canonical_ts
     cdef frozenset _types
+    cdef Py_ssize_t _max_body
 
-    def __init__(self, event_cls, *, list version_cell, list ts_cell, is_canonical_ts, frozenset event_types):
+    def __init__(self, event_cls, *, list version_cell, list ts_cell, is_canonical_ts, frozenset event_types,
+                 Py_ssize_t max_body):
         if not isinstance(event_cls, type):
             raise TypeError(f"event_cls must be a class, got {type(event_cls).__name__}")
         setters = []
@@ -482,10 +485,13 @@ cdef class EventDecoder:
         self._ts_cell = ts_cell
         self._is_canonical_ts = is_canonical_ts
         self._types = event_types
+        if max_body < 1:
+            raise ValueError(f"max_body must be at least 1, got {max_body}")
+        self._max_body = max_body
 
     def __call__(self, body):
         if type(body) is bytes:
-            event = self._direct(<bytes>body)
+            event = self._direct(<const unsigned char *>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
             if event is not None:
                 return event
         d = decode_json_map(body)  # None for anything but bytes
@@ -494,11 +500,27 @@ cdef class EventDecoder:
         event = self._from_map(<dict>d, PyBytes_GET_SIZE(body))
         return d if event is None else event
 
-    cdef object _direct(self, bytes body):
-        """The common event frame straight from the bytes, without the intermediate map; ``None`` whenever the
-        map has a key that is not an envelope key, a key twice, a lineage key holding null or anything the map
-        path might judge differently (then that path decides)."""
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(body)
+    def event_at(self, bytes buf not None, Py_ssize_t pos):
+        """The event of the frame whose 4-byte big-endian length prefix starts at ``pos`` in ``buf``, read in
+        place (no copy of the body), when the whole frame is there, its length is 1 to ``max_body`` and its body
+        is the common event frame; ``None`` otherwise (then nothing is decided: the caller cuts the body out and
+        decodes it the general way, which sees the same bytes). The frame ends at ``pos + 4 +
+        event._wire_size``."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        cdef const unsigned char *p
+        cdef Py_ssize_t n
+        if pos < 0 or size - pos < 4:
+            return None
+        p = <const unsigned char *>PyBytes_AS_STRING(buf) + pos
+        n = <Py_ssize_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
+        if n == 0 or n > self._max_body or n > size - pos - 4:
+            return None
+        return self._direct(p + 4, n)
+
+    cdef object _direct(self, const unsigned char *start, Py_ssize_t size):
+        """The common event frame straight from its ``size`` bytes at ``start``, without the intermediate map;
+        ``None`` whenever the map has a key that is not an envelope key, a key twice, a lineage key holding null
+        or anything the map path might judge differently (then that path decides)."""
         cdef Cursor cur
         cdef uint64_t count
         cdef unsigned int initial
@@ -508,8 +530,8 @@ cdef class EventDecoder:
         cdef PyObject *found
         if size == 0:
             return None
-        cur.pos = <const unsigned char *>PyBytes_AS_STRING(body)
-        cur.end = cur.pos + size
+        cur.pos = start
+        cur.end = start + size
         initial = cur.pos[0]
         cur.pos += 1
         if (initial >> 5) != 5 or not _read_argument(&cur, initial & 0x1f, &count):

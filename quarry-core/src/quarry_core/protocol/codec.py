@@ -229,6 +229,20 @@ class FrameReader:
                 return buf[pos + LENGTH_PREFIX_SIZE : end]
         return None
 
+    def buffered_event(self, event_at: Callable[[bytes, int], Any]) -> Any | None:
+        """The next frame as ``event_at(buffer, position)`` reads it in place, without cutting its body out,
+        or ``None`` when it does not take that frame (nothing is consumed: :meth:`buffered_body` then returns
+        its body). ``event_at`` is quarry-speedups' ``EventDecoder.event_at``: it takes a frame only if the
+        whole frame has arrived with a valid length, and returns an event whose ``wire_size`` is the body's
+        length. Counted as :meth:`buffered_body` counts."""
+        event = event_at(self._buf, self._pos)
+        if event is not None:
+            n = LENGTH_PREFIX_SIZE + event.wire_size
+            self._pos += n
+            self.frames += 1
+            self.bytes += n
+        return event
+
     async def _fill(self, want: int) -> int:
         """Read until ``want`` bytes are buffered or the stream ends; the bytes buffered."""
         have = len(self._buf) - self._pos

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import attrs
 from loguru import logger
@@ -32,6 +32,7 @@ from quarry_core.protocol.codec import (
     decode_body,
     speedups,
 )
+from quarry_core.protocol.constants import MAX_PAYLOAD_SIZE
 from quarry_core.protocol.frames import (
     ArtifactChunk,
     Event,
@@ -58,13 +59,22 @@ MAX_GROUP = 1024
 _ANSWERED = frozenset({"enqueue", "rotate_proxy"})
 
 
-def event_decoder(env: Mapping[str, str] | None = None) -> Callable[[bytes], Any] | None:
+class CompiledEventDecoder(Protocol):
+    """What :func:`event_decoder` returns (``quarry_speedups.EventDecoder``)."""
+
+    def __call__(self, body: bytes) -> Any: ...
+
+    def event_at(self, buf: bytes, pos: int) -> Event | None: ...
+
+
+def event_decoder(env: Mapping[str, str] | None = None) -> CompiledEventDecoder | None:
     """quarry-speedups' compiled event decoder bound to :class:`Event` and :func:`fast_event_rules`, or ``None``
     when it is not installed or ``QUARRY_SPEEDUPS=0``: called with a frame body, it returns the :class:`Event`
     :func:`fast_event` would for the common event frame, the decoded map for any other body inside the JSON
-    data model, ``None`` for the rest."""
+    data model, ``None`` for the rest; ``event_at(buffer, position)`` reads the common event frame whose length
+    prefix starts there in place (``None`` for any other frame, or none whole)."""
     module = speedups(env)
-    return None if module is None else module.EventDecoder(Event, **fast_event_rules())
+    return None if module is None else module.EventDecoder(Event, max_body=MAX_PAYLOAD_SIZE, **fast_event_rules())
 
 
 #: the compiled event decoder when installed (``None``: cbor2 decodes every frame)
@@ -150,6 +160,10 @@ class Ingestor:
         # warm executors keep their stdout open across runs: one run's stream ends with its run_result
         self.stop_on_run_result = stop_on_run_result
         self.capture = capture  # --capture-frames: every frame read is appended here, length prefix included
+        # the compiled decoder's in-place reading of buffered event frames (not with a capture: it needs bodies)
+        self._event_at: Callable[[bytes, int], Event | None] | None = (
+            _decode_event.event_at if _decode_event is not None and capture is None else None
+        )
         self._ingest_group: Callable[[list[Event]], Awaitable[None]] | None = getattr(policy, "ingest_events", None)
         # the lineage an event of this run carries in full (``None``: none at all), for _check_event's common case
         lineage = (identity.job_id, identity.parent_run_id, identity.spawned_by_run_id, identity.depth)
@@ -229,15 +243,19 @@ class Ingestor:
         pending: ExecutorFrame | None = None
         failure: Exception | None = None
         if not first.is_terminal:
+            event_at = self._event_at
             try:
                 while len(events) < MAX_GROUP:
-                    body = reader.buffered_body()
-                    if body is None:
-                        break
-                    frame = self._frame(body)
-                    if not isinstance(frame, Event):
-                        pending = frame
-                        break
+                    # the common event frame read in place; any other frame (or none) is cut out and decoded
+                    frame = reader.buffered_event(event_at) if event_at is not None else None
+                    if frame is None:
+                        body = reader.buffered_body()
+                        if body is None:
+                            break
+                        frame = self._frame(body)
+                        if not isinstance(frame, Event):
+                            pending = frame
+                            break
                     if self._check_event(frame):  # the common item: nothing else to do for it
                         events.append(frame)
                         continue
