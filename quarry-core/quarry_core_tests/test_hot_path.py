@@ -583,3 +583,66 @@ def test_a_frame_capture_still_gets_every_frame_of_a_group(tmp_path: Any) -> Non
     assert result.terminal is not None and not result.fatal
     assert policy.groups == [list(range(1, 52))]  # the stream arrived whole: one group
     assert (tmp_path / "frames.bin").read_bytes() == data
+
+
+@given(
+    st.lists(
+        st.sampled_from(["item", "log", "bad_item", "gap", "other_run", "other_attempt", "lineage", "partial"]),
+        max_size=12,
+    ),
+    st.integers(1, 14),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_take_items_takes_the_common_items_up_to_the_first_other_frame(
+    kinds: list[str], limit: int, child: bool
+) -> None:
+    """``take_items`` takes exactly the leading frames the loop's one-condition check would take, at most
+    ``limit`` in the list, and stops in front of the first other frame without consuming it."""
+    decoder = _compiled_decoder()
+    keys = ("job_id", "parent_run_id", "spawned_by_run_id", "depth")
+    lineage = ("job", None, "spawner", 2) if child else None
+    own = {k: v for k, v in zip(keys, lineage or (None,) * 4, strict=True) if v is not None}
+    frames, common = [], []
+    for i, kind in enumerate(kinds):
+        env = {**GOOD, **own, "seq": 5 + i + (kind == "gap")}  # 5 is the one after last_seq
+        if kind == "log":
+            env.update(type="log", payload={"level": "info", "message": "m"})
+        elif kind == "bad_item":
+            env["payload"] = {"data": {}}
+        elif kind == "other_run":
+            env["run_id"] = "someone-else"
+        elif kind == "other_attempt":
+            env["attempt"] = GOOD["attempt"] + 1
+        elif kind == "lineage":
+            env = {**env, "job_id": "other-job"}
+        frame = encode_frame(env)
+        frames.append(frame[: len(frame) // 2] if kind == "partial" else frame)
+        common.append(kind == "item")
+    buf = b"ab" + b"".join(frames)
+    out: list[Any] = ["already"]
+    end = decoder.take_items(buf, 2, out, limit, 4, GOOD["run_id"], GOOD["attempt"], lineage)
+    want = 0
+    while want < len(common) and common[want] and want + 1 < limit:
+        want += 1
+    assert [e.seq for e in out[1:]] == list(range(5, 5 + want))
+    assert all(e._payload_valid and e.wire_size == len(f) - 4 for e, f in zip(out[1:], frames, strict=False))
+    assert end == 2 + sum(map(len, frames[:want]))
+
+
+def test_frame_reader_advance_counts_frames_read_in_place() -> None:
+    async def go() -> tuple[int, int, bytes]:
+        reader = asyncio.StreamReader()
+        frames = [encode_frame({"n": i}) for i in range(4)]
+        reader.feed_data(b"".join(frames))
+        reader.feed_eof()
+        fr = FrameReader(reader)
+        await fr.read_body()
+        _, pos = fr.buffered()
+        assert pos == len(frames[0])
+        fr.advance(pos + len(frames[1]) + len(frames[2]), 2)
+        rest = fr.buffered_body()
+        assert rest is not None
+        return fr.frames, fr.bytes, rest
+
+    assert asyncio.run(go()) == (4, sum(len(encode_frame({"n": i})) for i in range(4)), encode_frame({"n": 3})[4:])

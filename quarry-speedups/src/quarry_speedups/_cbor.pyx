@@ -23,7 +23,7 @@ from libc.math cimport ldexp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
-from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.object cimport Py_TYPE, PyTypeObject
 from cpython.ref cimport Py_INCREF, PyObject
@@ -71,6 +71,15 @@ cdef list _key_cache = [None] * KEY_CACHE_SIZE
 cdef struct Cursor:
     const unsigned char *pos     # next unread byte
     const unsigned char *end     # one past the last byte of the buffer
+
+
+cdef struct Expect:
+    # what ``EventDecoder.take_items`` requires of the next event besides being the common event frame
+    # (borrowed references, alive for the call)
+    PyObject *seq        # the seq it must have
+    PyObject *run_id
+    PyObject *attempt
+    PyObject *lineage    # None: no lineage value at all; else (job_id, parent_run_id, spawned_by_run_id, depth)
 
 
 # ---------------------------------------------------------------------------
@@ -465,6 +474,7 @@ cdef class EventDecoder:
     cdef object _is_canonical_ts
     cdef frozenset _types
     cdef Py_ssize_t _max_body
+    cdef bint _last_valid  # _payload_valid of the event _build made last
 
     def __init__(self, event_cls, *, list version_cell, list ts_cell, is_canonical_ts, frozenset event_types,
                  Py_ssize_t max_body):
@@ -517,10 +527,43 @@ cdef class EventDecoder:
             return None
         return self._direct(p + 4, n)
 
-    cdef object _direct(self, const unsigned char *start, Py_ssize_t size):
+    def take_items(self, bytes buf not None, Py_ssize_t pos, list out not None, Py_ssize_t limit, last_seq,
+                   run_id, attempt, lineage):
+        """Append to ``out`` the events of the frames from ``pos`` on, in place as :meth:`event_at` reads them,
+        while ``len(out) < limit`` and each is the common item of this run (what the runtime's
+        ``Ingestor._check_event`` takes in one condition): an ``item`` whose payload is known valid, ``seq``
+        one more than the one before (the first: ``last_seq + 1``), this ``run_id`` and ``attempt``, and this
+        ``lineage`` (``None``: no lineage value at all; else ``(job_id, parent_run_id, spawned_by_run_id,
+        depth)`` equal to it). Returns the position after the last frame taken (``pos`` when none); the frame
+        that stopped it is not consumed, so the caller reads and checks that one the general way."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        cdef const unsigned char *p
+        cdef Py_ssize_t n
+        cdef Expect expect
+        cdef object seq = last_seq + 1
+        expect.run_id = <PyObject *>run_id
+        expect.attempt = <PyObject *>attempt
+        expect.lineage = <PyObject *>lineage
+        while PyList_GET_SIZE(out) < limit and 0 <= pos and size - pos >= 4:
+            p = <const unsigned char *>PyBytes_AS_STRING(buf) + pos
+            n = <Py_ssize_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8)
+                             | <uint32_t>p[3])
+            if n == 0 or n > self._max_body or n > size - pos - 4:
+                break
+            expect.seq = <PyObject *>seq
+            event = self._direct(p + 4, n, &expect)
+            if event is None or not self._last_valid:
+                break
+            out.append(event)
+            pos += 4 + n
+            seq = seq + 1
+        return pos
+
+    cdef object _direct(self, const unsigned char *start, Py_ssize_t size, Expect *expect=NULL):
         """The common event frame straight from its ``size`` bytes at ``start``, without the intermediate map;
         ``None`` whenever the map has a key that is not an envelope key, a key twice, a lineage key holding null
-        or anything the map path might judge differently (then that path decides)."""
+        or anything the map path might judge differently (then that path decides), and, with ``expect``, when
+        its seq, run id, attempt or lineage differ from those expected (before the event is built)."""
         cdef Cursor cur
         cdef uint64_t count
         cdef unsigned int initial
@@ -555,6 +598,17 @@ cdef class EventDecoder:
                 return None
             values[index] = value
         if cur.pos != cur.end or (seen & 0xff) != 0xff:
+            return None
+        if expect is not NULL and not (
+            values[3] == <object>expect.seq
+            and values[2] == <object>expect.run_id
+            and values[7] == <object>expect.attempt
+            and (
+                values[8] is None and values[9] is None and values[10] is None and values[11] is None
+                if <object>expect.lineage is None
+                else (values[8], values[9], values[10], values[11]) == <object>expect.lineage
+            )
+        ):
             return None
         return self._build(values[0], values[1], values[2], values[3], values[4], values[5], values[6],
                            values[7], values[8], values[9], values[10], values[11], size)
@@ -617,6 +671,7 @@ cdef class EventDecoder:
         self._set(s[11], event, depth)
         self._set(s[12], event, size)
         self._set(s[13], event, valid)
+        self._last_valid = valid
         return event
 
     cdef inline int _set(self, object descr, object obj, object value) except -1:

@@ -229,6 +229,18 @@ class FrameReader:
                 return buf[pos + LENGTH_PREFIX_SIZE : end]
         return None
 
+    def buffered(self) -> tuple[bytes, int]:
+        """The read buffer and where its next frame starts, for a caller that reads whole frames in place and
+        then calls :meth:`advance`."""
+        return self._buf, self._pos
+
+    def advance(self, end: int, frames: int) -> None:
+        """Count ``frames`` frames read in place, from the next frame up to ``end`` in :meth:`buffered`'s buffer,
+        as read."""
+        self.bytes += end - self._pos
+        self.frames += frames
+        self._pos = end
+
     def buffered_event(self, event_at: Callable[[bytes, int], Any]) -> Any | None:
         """The next frame as ``event_at(buffer, position)`` reads it in place, without cutting its body out,
         or ``None`` when it does not take that frame (nothing is consumed: :meth:`buffered_body` then returns

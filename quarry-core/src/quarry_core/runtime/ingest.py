@@ -66,6 +66,18 @@ class CompiledEventDecoder(Protocol):
 
     def event_at(self, buf: bytes, pos: int) -> Event | None: ...
 
+    def take_items(
+        self,
+        buf: bytes,
+        pos: int,
+        out: list[Event],
+        limit: int,
+        last_seq: int,
+        run_id: str,
+        attempt: int,
+        lineage: tuple[Any, ...] | None,
+    ) -> int: ...
+
 
 def event_decoder(env: Mapping[str, str] | None = None) -> CompiledEventDecoder | None:
     """quarry-speedups' compiled event decoder bound to :class:`Event` and :func:`fast_event_rules`, or ``None``
@@ -161,9 +173,7 @@ class Ingestor:
         self.stop_on_run_result = stop_on_run_result
         self.capture = capture  # --capture-frames: every frame read is appended here, length prefix included
         # the compiled decoder's in-place reading of buffered event frames (not with a capture: it needs bodies)
-        self._event_at: Callable[[bytes, int], Event | None] | None = (
-            _decode_event.event_at if _decode_event is not None and capture is None else None
-        )
+        self._compiled = _decode_event if capture is None else None
         self._ingest_group: Callable[[list[Event]], Awaitable[None]] | None = getattr(policy, "ingest_events", None)
         # the lineage an event of this run carries in full (``None``: none at all), for _check_event's common case
         lineage = (identity.job_id, identity.parent_run_id, identity.spawned_by_run_id, identity.depth)
@@ -243,12 +253,27 @@ class Ingestor:
         pending: ExecutorFrame | None = None
         failure: Exception | None = None
         if not first.is_terminal:
-            event_at = self._event_at
+            compiled = self._compiled
+            res, ident = self.result, self.identity
             try:
                 while len(events) < MAX_GROUP:
-                    # the common event frame read in place; any other frame (or none) is cut out and decoded
-                    frame = reader.buffered_event(event_at) if event_at is not None else None
-                    if frame is None:
+                    frame = None
+                    if compiled is not None:
+                        if res.terminal is None:
+                            # common items, read in place and checked as _check_event's one condition checks them
+                            buf, pos = reader.buffered()
+                            taken = len(events)
+                            end = compiled.take_items(
+                                buf, pos, events, MAX_GROUP, res.last_seq, ident.run_id, ident.attempt, self._lineage
+                            )
+                            if end != pos:
+                                reader.advance(end, len(events) - taken)
+                                res.last_seq = events[-1].seq
+                                if len(events) >= MAX_GROUP:
+                                    break
+                        # any other event frame read in place
+                        frame = reader.buffered_event(compiled.event_at)
+                    if frame is None:  # any other frame (or none) cut out and decoded
                         body = reader.buffered_body()
                         if body is None:
                             break
