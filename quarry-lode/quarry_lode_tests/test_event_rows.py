@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import shutil
 import uuid
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,7 +25,7 @@ from quarry_core.interfaces import RunPartition
 from quarry_core.protocol import RunRequest, decode_payload, parse_executor_frame
 from quarry_core.protocol.frames import Event
 from quarry_lode.backend import EventRows, LodeBackend, event_row
-from quarry_lode.codecs import DICTIONARY_MIN_ROWS, EVENTS_SCHEMA, encode_rows
+from quarry_lode.codecs import DICTIONARY_COLUMNS, DICTIONARY_MIN_ROWS, EVENTS_SCHEMA, SCHEMAS, encode_rows
 from quarry_lode.dataset import _ts_range
 from quarry_lode.reader import open_dataset
 
@@ -156,3 +158,52 @@ def test_the_ts_column_is_what_pyarrow_makes_of_each_datetime(stamps: list[datet
     columnar = EventRows(events, "streaming")
     assert columnar.to_arrow().equals(pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
     assert _ts_range("events", columnar) == _ts_range("events", rows)
+
+
+def test_only_repeating_text_columns_get_dictionary_pages() -> None:
+    """From DICTIONARY_MIN_ROWS rows on, the columns named in DICTIONARY_COLUMNS are dictionary-encoded and the
+    unique ones (event ids, payloads, seq, a chunk's bytes) are not; the values read back unchanged."""
+    for table, names in DICTIONARY_COLUMNS.items():
+        assert set(names) <= set(SCHEMAS[table].names), table
+    events = _events(DICTIONARY_MIN_ROWS + 8)
+    data = encode_rows("events", EventRows(events, "strict"), "parquet", "zstd")
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    encoded = {
+        meta.column(i).path_in_schema: "RLE_DICTIONARY" in meta.column(i).encodings for i in range(meta.num_columns)
+    }
+    assert {name for name, dictionary in encoded.items() if dictionary} == set(DICTIONARY_COLUMNS["events"])
+    rows = [event_row(e, "strict") for e in events]
+    assert pq.read_table(io.BytesIO(data)).equals(pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
+    chunk_rows = [
+        {
+            "record_kind": "artifact_chunk",
+            "artifact_id": "a1",
+            "seq": i + 1,
+            "is_last": i == DICTIONARY_MIN_ROWS,
+            "offset": i * 3,
+            "length": 3,
+            "data": bytes([i, i, i]),
+            "checksum": f"{i:032x}",
+            "checksum_algo": "md5",
+        }
+        for i in range(DICTIONARY_MIN_ROWS + 1)
+    ]
+    chunks = pq.ParquetFile(io.BytesIO(encode_rows("chunks", chunk_rows, "parquet", "zstd")))
+    meta = chunks.metadata.row_group(0)
+    by_name = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "RLE_DICTIONARY" in by_name["artifact_id"] and "RLE_DICTIONARY" not in by_name["data"]
+    assert chunks.read().to_pylist()[5]["data"] == bytes([5, 5, 5])
+
+
+def test_payload_column_is_compact_json_also_where_orjson_declines() -> None:
+    """The payload column is ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` for every row of
+    a batch, also when one payload holds an integer beyond 64 bits (orjson refuses it; the batch falls back)."""
+    events = _events(3)
+    payloads = [{"item_type": "row", "data": {"n": 2**70, "s": "ünï"}}, {"item_type": "row", "data": {"f": 0.1}}]
+    events[1] = attrs.evolve(events[1], payload=payloads[0])
+    for batch in (events, [events[0], events[2]]):
+        column = EventRows(batch, "strict").to_arrow().column("payload").to_pylist()
+        assert column == [json.dumps(e.payload, separators=(",", ":"), ensure_ascii=False) for e in batch]
+    assert EventRows([attrs.evolve(events[0], payload=payloads[1])], "s").to_arrow().column("payload")[0].as_py() == (
+        '{"item_type":"row","data":{"f":0.1}}'
+    )

@@ -250,6 +250,25 @@ _ZSTD_LEVEL = 3
 #: they cost more than the data (the values and the schema are the same; only the page encoding differs).
 DICTIONARY_MIN_ROWS = 64
 
+#: From :data:`DICTIONARY_MIN_ROWS` rows on, only these columns of a table get dictionary pages: the text columns
+#: whose values repeat (a run's contract version, event types, lineage, policy). Tables not named here use
+#: pyarrow's default (every column). Dictionary-encoding the unique values of the rest (event ids, payloads,
+#: ``seq``, a chunk's bytes) cost CPU only to be abandoned or stored beside the values: 10 000 items wrote 311
+#: instead of 260 KB, in 0.79 instead of 0.67 µs an item (zstd compresses the plain values well).
+DICTIONARY_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "events": (
+        "record_kind",
+        "contract_version",
+        "type",
+        "job_id",
+        "parent_run_id",
+        "spawned_by_run_id",
+        "policy",
+        "content_type",
+    ),
+    "chunks": ("record_kind", "artifact_id", "checksum_algo"),
+}
+
 #: Up to this many rows a Parquet file is written uncompressed whatever the configured compression: a run's
 #: one-row files (its two ``runs`` records, its ``metrics`` record, a lone event) come out smaller without it
 #: (a compressed chunk of one value carries a frame header) and cost 40 % less CPU to write (a ``runs`` record:
@@ -486,6 +505,8 @@ def encode_rows(table: str, rows: Sequence[Mapping[str, Any]], codec: str, compr
             kwargs["compression_level"] = _ZSTD_LEVEL
         if arrow.num_rows < DICTIONARY_MIN_ROWS:
             kwargs["use_dictionary"] = False
+        elif table in DICTIONARY_COLUMNS:
+            kwargs["use_dictionary"] = list(DICTIONARY_COLUMNS[table])
         pq.write_table(arrow, sink, **kwargs)
         return bytes(sink.getvalue().to_pybytes())
     if codec != "jsonl":
