@@ -84,7 +84,8 @@ def event_decoder(env: Mapping[str, str] | None = None) -> CompiledEventDecoder 
     when it is not installed or ``QUARRY_SPEEDUPS=0``: called with a frame body, it returns the :class:`Event`
     :func:`fast_event` would for the common event frame, the decoded map for any other body inside the JSON
     data model, ``None`` for the rest; ``event_at(buffer, position)`` reads the common event frame whose length
-    prefix starts there in place (``None`` for any other frame, or none whole)."""
+    prefix starts there in place (``None`` for any other frame, or none whole), and ``take_items`` reads on from
+    there while the frames are the run's common items."""
     module = speedups(env)
     return None if module is None else module.EventDecoder(Event, max_body=MAX_PAYLOAD_SIZE, **fast_event_rules())
 
