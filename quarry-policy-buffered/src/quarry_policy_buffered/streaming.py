@@ -17,7 +17,9 @@ and ``termination`` failures raise :class:`~quarry_core.errors.PolicyError` afte
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["StreamingPolicy"]
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+_TYPE = attrgetter("type")
 
 
 def _default_logger() -> loguru.Logger:
@@ -147,16 +151,10 @@ class StreamingPolicy:
         n = len(buf) + len(events)
         if n + len(self._chunks) >= self._item_cap or (self._flush_at and n >= self._flush_at):
             return False
-        total = 0
-        types: dict[str, int] = {}
-        for event in events:
-            size = event.wire_size
-            total += size if size is not None else event_size(event)
-            etype = event.type
-            types[etype] = types.get(etype, 0) + 1
+        total = sum(map(event_size, events))
         if self._event_bytes + self._chunk_bytes + total >= self._byte_cap:
             return False
-        self._counters.take(types)
+        self._counters.take(Counter(map(_TYPE, events)))
         buf.extend(events)
         self._event_bytes += total
         self._mark()

@@ -516,16 +516,10 @@ cdef class EventDecoder:
         is the common event frame; ``None`` otherwise (then nothing is decided: the caller cuts the body out and
         decodes it the general way, which sees the same bytes). The frame ends at ``pos + 4 +
         event._wire_size``."""
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
-        cdef const unsigned char *p
-        cdef Py_ssize_t n
-        if pos < 0 or size - pos < 4:
+        cdef Py_ssize_t n = self._body_length(buf, pos)
+        if n < 0:
             return None
-        p = <const unsigned char *>PyBytes_AS_STRING(buf) + pos
-        n = <Py_ssize_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
-        if n == 0 or n > self._max_body or n > size - pos - 4:
-            return None
-        return self._direct(p + 4, n)
+        return self._direct(<const unsigned char *>PyBytes_AS_STRING(buf) + pos + 4, n)
 
     def take_items(self, bytes buf not None, Py_ssize_t pos, list out not None, Py_ssize_t limit, last_seq,
                    run_id, attempt, lineage):
@@ -536,28 +530,38 @@ cdef class EventDecoder:
         ``lineage`` (``None``: no lineage value at all; else ``(job_id, parent_run_id, spawned_by_run_id,
         depth)`` equal to it). Returns the position after the last frame taken (``pos`` when none); the frame
         that stopped it is not consumed, so the caller reads and checks that one the general way."""
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
-        cdef const unsigned char *p
         cdef Py_ssize_t n
         cdef Expect expect
         cdef object seq = last_seq + 1
         expect.run_id = <PyObject *>run_id
         expect.attempt = <PyObject *>attempt
         expect.lineage = <PyObject *>lineage
-        while PyList_GET_SIZE(out) < limit and 0 <= pos and size - pos >= 4:
-            p = <const unsigned char *>PyBytes_AS_STRING(buf) + pos
-            n = <Py_ssize_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8)
-                             | <uint32_t>p[3])
-            if n == 0 or n > self._max_body or n > size - pos - 4:
+        while PyList_GET_SIZE(out) < limit:
+            n = self._body_length(buf, pos)
+            if n < 0:
                 break
             expect.seq = <PyObject *>seq
-            event = self._direct(p + 4, n, &expect)
+            event = self._direct(<const unsigned char *>PyBytes_AS_STRING(buf) + pos + 4, n, &expect)
             if event is None or not self._last_valid:
                 break
             out.append(event)
             pos += 4 + n
             seq = seq + 1
         return pos
+
+    cdef inline Py_ssize_t _body_length(self, bytes buf, Py_ssize_t pos):
+        """The body length of the frame whose 4-byte big-endian length prefix starts at ``pos`` in ``buf`` when
+        the whole frame is there and the length is 1 to ``max_body``; -1 otherwise."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
+        cdef const unsigned char *p
+        cdef Py_ssize_t n
+        if pos < 0 or size - pos < 4:
+            return -1
+        p = <const unsigned char *>PyBytes_AS_STRING(buf) + pos
+        n = <Py_ssize_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
+        if n == 0 or n > self._max_body or n > size - pos - 4:
+            return -1
+        return n
 
     cdef object _direct(self, const unsigned char *start, Py_ssize_t size, Expect *expect=NULL):
         """The common event frame straight from its ``size`` bytes at ``start``, without the intermediate map;
