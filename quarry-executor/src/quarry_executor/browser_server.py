@@ -17,6 +17,8 @@ The runtime (``quarry_core.runtime.browser``) starts it detached, under the disc
    SIGTERM/SIGINT → the same shutdown, exit 0.
 
 Shutting down stops Chromium, removes the discovery file if it still names this pid and deletes the profile.
+A server that was killed (SIGKILL, the OOM killer) cannot: the next server to start deletes such leftovers
+(:func:`sweep_stale_profiles`). The profile's name carries the server's pid for that.
 Proxies are per browser context (proxy.md §9), so runs with any proxy share the server.
 """
 
@@ -44,10 +46,12 @@ from quarry_executor.browser import find_browser_executable, launch_options, man
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "POLL_INTERVAL",
+    "PROFILE_PREFIX",
     "busy_pages",
     "chromium_command",
     "idle_timeout",
     "run_browser_server",
+    "sweep_stale_profiles",
     "write_discovery_file",
 ]
 
@@ -58,6 +62,11 @@ POLL_TIMEOUT = 2.0
 RETIRE_LOCK_WAIT = 2.0
 STARTUP_TIMEOUT = 30.0
 MAX_FAILED_POLLS = 3
+#: the server's Chromium profile: ``<tempdir>/quarry-browser-profile-<server pid>-<random>``
+PROFILE_PREFIX = "quarry-browser-profile-"
+#: a profile without the server's pid in its name (written before it carried one) is only swept when older
+STALE_UNNAMED_PROFILE_AGE = 3600.0
+_PROFILE_RE = re.compile(re.escape(PROFILE_PREFIX) + r"(?:(\d+)-)?[^/]+")
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
 
 EXIT_OK = 0
@@ -77,6 +86,75 @@ def idle_timeout(env: Mapping[str, str]) -> float:
     except ValueError:
         return DEFAULT_IDLE_TIMEOUT
     return value if value > 0 and value == value and value != float("inf") else DEFAULT_IDLE_TIMEOUT
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (any owner; a zombie counts as alive: its parent still owns it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _chromium_holder(profile: str) -> int | None:
+    """The pid in Chromium's ``SingletonLock`` (a symlink to ``<host>-<pid>``) when it names this host, else
+    ``None``."""
+    try:
+        target = os.readlink(os.path.join(profile, "SingletonLock"))
+    except OSError:
+        return None
+    host, _, pid = target.rpartition("-")
+    if host != os.uname().nodename or not pid.isdigit():
+        return None
+    return int(pid)
+
+
+def sweep_stale_profiles(directory: str | None = None, *, now: float | None = None) -> list[str]:
+    """Delete the Chromium profiles that killed browser servers left in ``directory`` (default: the temporary
+    directory) and return their paths.
+
+    A profile is stale when it is this user's, the server pid in its name is gone and no live Chromium of this
+    host holds it (``SingletonLock``). A profile without a pid in its name (from before it carried one) is stale
+    when no live Chromium holds it and it has not changed for :data:`STALE_UNNAMED_PROFILE_AGE` seconds. A live
+    pid keeps its profile even if the pid was reused by another process: sweeping errs on the side of keeping.
+    Failures to look or delete are skipped; a profile in use is never touched.
+    """
+    base = directory if directory is not None else tempfile.gettempdir()
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        m = _PROFILE_RE.fullmatch(entry.name)
+        if m is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not entry.is_dir(follow_symlinks=False) or st.st_uid != uid:
+            continue
+        server_pid = m.group(1)
+        if server_pid is not None:
+            if _alive(int(server_pid)):
+                continue
+        elif now - st.st_mtime < STALE_UNNAMED_PROFILE_AGE:
+            continue
+        holder = _chromium_holder(entry.path)
+        if holder is not None and _alive(holder):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.exists(entry.path):
+            removed.append(entry.path)
+    return removed
 
 
 def _managed_executable() -> str | None:
@@ -154,7 +232,7 @@ class _Server:
         self.env = env
         self.discovery = env.get("QUARRY_BROWSER_DISCOVERY_FILE") or None
         self.idle_timeout = idle_timeout(env)
-        self.profile = tempfile.mkdtemp(prefix="quarry-browser-profile-")
+        self.profile = tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-")
         self.chromium: asyncio.subprocess.Process | None = None
         self.stop = asyncio.Event()
         self.exit_code = EXIT_OK
@@ -291,6 +369,9 @@ class _Server:
 async def run_browser_server(ipc_fd: int, env: Mapping[str, str] | None = None) -> int:
     """Run the server until idle; the ``ws://`` URL goes to ``ipc_fd`` (the process's real stdout) as one line."""
     env = os.environ if env is None else env
+    stale = sweep_stale_profiles()
+    if stale:
+        _log(f"deleted {len(stale)} browser profile(s) left by killed servers: {', '.join(stale)}")
     server = _Server(env)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
