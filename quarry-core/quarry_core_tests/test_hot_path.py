@@ -491,6 +491,63 @@ def test_event_at_reads_a_frame_in_place_as_the_decoder_reads_its_body(
         assert got is None
 
 
+def _key_cache_slot(key: str) -> int:
+    """The slot quarry-speedups' key cache gives ``key`` (FNV-1a, 1024 slots)."""
+    h = 14695981039346656037
+    for b in key.encode("ascii"):
+        h = ((h ^ b) * 1099511628211) % 2**64
+    return h & 1023
+
+
+def test_event_at_finds_envelope_keys_also_when_a_payload_key_took_their_cache_slot() -> None:
+    """The decoder finds an envelope key's place by identity with the key cache's own object, and by value when a
+    payload key took that key's slot in the cache meanwhile: the frame is still read in place."""
+    decoder = _compiled_decoder()
+    envelope = ["ts", "attempt", "type"]  # keys that follow ``payload`` in the map
+    rivals = {}
+    for key in envelope:
+        want = _key_cache_slot(key)
+        rivals[key] = next(c for c in (f"k{i}" for i in range(200_000)) if _key_cache_slot(c) == want and c not in GOOD)
+    payload = {"item_type": "row", "data": {rival: 1 for rival in rivals.values()}}
+    d = {k: v for k, v in GOOD.items() if k not in (*envelope, "payload")}
+    d = {**d, "payload": payload, **{k: GOOD[k] for k in envelope}}
+    body = cbor2.dumps(d)
+    framed = len(body).to_bytes(4, "big") + body
+    for _ in range(3):  # the rivals evict the envelope keys; the next frame's keys evict the rivals
+        event = decoder.event_at(framed, 0)
+        assert isinstance(event, Event) and event == Event.from_wire(d)
+
+
+def test_compiled_event_decoder_stores_each_value_once_and_honours_a_class_with_its_own_new() -> None:
+    """Slots are filled straight at their offsets: each holds exactly one reference to its value; a slotted class
+    that defines ``__new__`` is built as before, through ``object.__new__`` and the slot descriptors."""
+    import sys
+
+    speedups = pytest.importorskip("quarry_speedups", reason="quarry-speedups is not installed")
+    decoder = _compiled_decoder()
+    body = cbor2.dumps({**GOOD, "job_id": "j", "depth": 2})
+    event = decoder(body)
+    # the slot's reference and getrefcount's argument (counted outside ``assert``, which keeps its operands)
+    counts = [sys.getrefcount(event.payload), sys.getrefcount(event.event_id), sys.getrefcount(event)]
+    assert counts == [2, 2, 2]
+
+    class OwnNew:
+        __slots__ = speedups.EVENT_SLOTS
+        made = 0
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            OwnNew.made += 1
+            return super().__new__(cls)
+
+    own = speedups.EventDecoder(OwnNew, max_body=MAX_PAYLOAD_SIZE, **fast_event_rules())(body)
+    assert type(own) is OwnNew and OwnNew.made == 0  # object.__new__, as before: its own __new__ is not called
+    assert [getattr(own, name) for name in speedups.EVENT_SLOTS] == [
+        getattr(event, name) for name in speedups.EVENT_SLOTS
+    ]
+    count = sys.getrefcount(own.payload)
+    assert count == 2
+
+
 def test_event_at_takes_only_a_whole_frame_with_a_valid_length() -> None:
     decoder = _compiled_decoder(max_body=1000)
     body = cbor2.dumps(GOOD)

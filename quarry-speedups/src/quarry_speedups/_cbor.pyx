@@ -33,6 +33,22 @@ cdef extern from "Python.h":
     # Declared here (instead of cimporting) so the pointer is ``const``.
     # Cython raises automatically when this returns NULL.
     str PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    # ``object.__new__``'s C function, called without ``type_call``'s layers (see ``EventDecoder._alloc``)
+    PyTypeObject PyBaseObject_Type
+
+cdef extern from "structmember.h":
+    # a slot's member descriptor: where in the instance the slot's pointer lives (``EventDecoder``)
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    enum:
+        T_OBJECT_EX
+        READONLY
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
 
 
 cdef enum:
@@ -164,12 +180,20 @@ cdef object _make_text(const unsigned char *p, Py_ssize_t n):
         return _INVALID
 
 
+cdef inline Py_ssize_t _key_slot(const unsigned char *p, Py_ssize_t n) noexcept:
+    """The key cache slot of the *n* key bytes at *p* (FNV-1a)."""
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    return <Py_ssize_t>(h & <uint64_t>(KEY_CACHE_SIZE - 1))
+
+
 cdef object _read_key(Cursor *cur):
     """Read one map key; anything but a definite-length text string is invalid."""
     cdef const unsigned char *p
     cdef uint64_t length
-    cdef Py_ssize_t n, slot, i
-    cdef uint64_t h
+    cdef Py_ssize_t n, slot
     cdef unsigned int initial
     cdef object s
 
@@ -190,12 +214,7 @@ cdef object _read_key(Cursor *cur):
     if n > KEY_CACHE_MAX_LEN or not _is_ascii(p, n):
         return _make_text(p, n)
 
-    # FNV-1a over the key bytes selects the cache slot.
-    h = 14695981039346656037ULL
-    for i in range(n):
-        h = (h ^ p[i]) * 1099511628211ULL
-    slot = <Py_ssize_t>(h & <uint64_t>(KEY_CACHE_SIZE - 1))
-
+    slot = _key_slot(p, n)
     s = _key_cache[slot]
     if (s is not None and PyUnicode_GET_LENGTH(s) == n
             and memcmp(PyUnicode_DATA(s), p, n) == 0):
@@ -417,10 +436,42 @@ cdef str K_ITEM_TYPE = "item_type"
 cdef str K_DATA = "data"
 
 # each envelope key's place in ``EventDecoder._direct``: the eight every event has, then the lineage keys
-cdef dict _SLOT_OF = {
-    K_CV: 0, K_EVENT_ID: 1, K_RUN_ID: 2, K_SEQ: 3, K_TYPE: 4, K_TS: 5, K_PAYLOAD: 6, K_ATTEMPT: 7,
-    K_JOB_ID: 8, K_PARENT: 9, K_SPAWNED: 10, K_DEPTH: 11,
-}
+cdef tuple _ENVELOPE_KEYS = (
+    K_CV, K_EVENT_ID, K_RUN_ID, K_SEQ, K_TYPE, K_TS, K_PAYLOAD, K_ATTEMPT, K_JOB_ID, K_PARENT, K_SPAWNED, K_DEPTH,
+)
+cdef dict _SLOT_OF = {key: i for i, key in enumerate(_ENVELOPE_KEYS)}
+# the same keys as pointers: ``_direct`` finds a key's place by identity first
+cdef PyObject *_ENVELOPE_KEY_PTRS[12]
+
+
+cdef void _seed_key_cache():
+    """Put the envelope's and the item payload's keys in the key cache, so that ``_read_key`` returns these
+    very objects and ``_direct`` finds an envelope key's place by identity (a later key taking a seeded key's
+    slot only sends that key to the dict lookup again)."""
+    cdef bytes raw
+    cdef Py_ssize_t i
+    for i in range(12):
+        _ENVELOPE_KEY_PTRS[i] = <PyObject *>_ENVELOPE_KEYS[i]
+    for key in (*_ENVELOPE_KEYS, K_ITEM_TYPE, K_DATA):
+        raw = (<str>key).encode("ascii")
+        _key_cache[_key_slot(<const unsigned char *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))] = key
+
+
+_seed_key_cache()
+
+
+cdef inline int _envelope_place(object key):
+    """The place of ``key`` among the envelope keys, -1 when it is none of them."""
+    cdef PyObject *k = <PyObject *>key
+    cdef int i
+    cdef PyObject *found
+    for i in range(12):
+        if _ENVELOPE_KEY_PTRS[i] == k:
+            return i
+    found = PyDict_GetItem(_SLOT_OF, key)
+    if found is NULL:
+        return -1
+    return <int><object>found
 
 #: the attributes an event has, in the order ``EventDecoder`` sets them
 EVENT_SLOTS = (
@@ -447,6 +498,15 @@ cdef inline bint _positive(object v):
     return type(v) is int and v >= 1
 
 
+cdef tuple _NO_ARGS = ()
+
+
+cdef inline void _store(char *base, Py_ssize_t offset, object value) noexcept:
+    """Store ``value`` in the empty slot at ``offset`` of a new instance (the slot takes a reference)."""
+    Py_INCREF(value)
+    (<PyObject **>(base + offset))[0] = <PyObject *>value
+
+
 cdef class EventDecoder:
     """``decoder(body)``: an event built from ``body`` when it is the common event frame, the decoded map when
     it is another map inside the JSON data model, ``None`` when it is outside it (as ``decode_json_map``).
@@ -466,9 +526,11 @@ cdef class EventDecoder:
     longest body it takes (the contract's limit: a longer one is left to the caller, which reports it).
     """
 
-    cdef object _cls
+    cdef type _cls
     cdef object _new
+    cdef bint _plain_new  # the class takes object.__new__ as is: _alloc calls its C function directly
     cdef tuple _setters
+    cdef Py_ssize_t _offsets[14]  # where each slot's pointer lives in an instance (EVENT_SLOTS order)
     cdef list _version_cell
     cdef list _ts_cell
     cdef object _is_canonical_ts
@@ -481,15 +543,23 @@ cdef class EventDecoder:
         if not isinstance(event_cls, type):
             raise TypeError(f"event_cls must be a class, got {type(event_cls).__name__}")
         setters = []
-        for name in EVENT_SLOTS:
+        cdef PyMemberDef *member
+        for i, name in enumerate(EVENT_SLOTS):
             descr = event_cls.__dict__.get(name)
             if descr is None or type(descr).__name__ != "member_descriptor":
                 raise TypeError(f"{event_cls.__name__} has no slot {name!r} (a slotted class is needed)")
+            member = (<PyMemberDescrObject *><PyObject *>descr).d_member
+            if member.type != T_OBJECT_EX or member.flags & READONLY:
+                raise TypeError(f"{event_cls.__name__}.{name} is not a writable object slot")
+            self._offsets[i] = member.offset
             setters.append(descr)
         if len(version_cell) != 1 or len(ts_cell) != 1:
             raise ValueError("version_cell and ts_cell hold exactly one value each")
         self._cls = event_cls
         self._new = object.__new__
+        self._plain_new = event_cls.__new__ is object.__new__ and (<PyTypeObject *>event_cls).tp_new == (
+            PyBaseObject_Type.tp_new
+        )
         self._setters = tuple(setters)
         self._version_cell = version_cell
         self._ts_cell = ts_cell
@@ -574,7 +644,6 @@ cdef class EventDecoder:
         cdef Py_ssize_t i
         cdef int index
         cdef unsigned int seen = 0
-        cdef PyObject *found
         if size == 0:
             return None
         cur.pos = start
@@ -590,10 +659,9 @@ cdef class EventDecoder:
             key = _read_key(&cur)
             if key is _INVALID:
                 return None
-            found = PyDict_GetItem(_SLOT_OF, key)
-            if found is NULL:
+            index = _envelope_place(key)
+            if index < 0:
                 return None                  # not an envelope key
-            index = <int><object>found
             if seen & (1u << index):
                 return None                  # a key twice: the map keeps the later value
             seen |= 1u << index
@@ -659,24 +727,33 @@ cdef class EventDecoder:
         if etype == K_ITEM:
             item_type = _get(<dict>payload, K_ITEM_TYPE)
             valid = _text(item_type) and type(_get(<dict>payload, K_DATA)) is dict
-        event = self._new(self._cls)
-        cdef tuple s = self._setters
-        self._set(s[0], event, event_id)
-        self._set(s[1], event, run_id)
-        self._set(s[2], event, seq)
-        self._set(s[3], event, etype)
-        self._set(s[4], event, ts)
-        self._set(s[5], event, payload)
-        self._set(s[6], event, attempt)
-        self._set(s[7], event, cv)
-        self._set(s[8], event, job_id)
-        self._set(s[9], event, parent)
-        self._set(s[10], event, spawned)
-        self._set(s[11], event, depth)
-        self._set(s[12], event, size)
-        self._set(s[13], event, valid)
+        if not self._plain_new:
+            event = self._new(self._cls)
+            s = self._setters
+            for i, value in enumerate((event_id, run_id, seq, etype, ts, payload, attempt, cv, job_id, parent,
+                                       spawned, depth, size, valid)):
+                (<PyTypeObject *>Py_TYPE(s[i])).tp_descr_set(s[i], event, value)
+            self._last_valid = valid
+            return event
+        # ``object.__new__(cls)`` and the slot descriptors' stores, without the calls around them: a new
+        # instance's slots are all empty (NULL), so each store only takes a reference
+        event = PyBaseObject_Type.tp_new(self._cls, <PyObject *>_NO_ARGS, NULL)
+        cdef char *base = <char *><PyObject *>event
+        cdef Py_ssize_t *at = self._offsets
+        _store(base, at[0], event_id)
+        _store(base, at[1], run_id)
+        _store(base, at[2], seq)
+        _store(base, at[3], etype)
+        _store(base, at[4], ts)
+        _store(base, at[5], payload)
+        _store(base, at[6], attempt)
+        _store(base, at[7], cv)
+        _store(base, at[8], job_id)
+        _store(base, at[9], parent)
+        _store(base, at[10], spawned)
+        _store(base, at[11], depth)
+        _store(base, at[12], size)
+        _store(base, at[13], valid)
         self._last_valid = valid
         return event
 
-    cdef inline int _set(self, object descr, object obj, object value) except -1:
-        return (<PyTypeObject*>Py_TYPE(descr)).tp_descr_set(descr, obj, value)
