@@ -58,7 +58,6 @@ class WriterStatistics:
 
     frames: int
     bytes: int
-    pending_bytes: int
     transport_buffer_bytes: int
     paused: bool
 
@@ -128,8 +127,6 @@ class FrameWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._protocol: _PipeProtocol | None = None
-        self._pending: list[bytes] = []
-        self._pending_size = 0
         self._error: BaseException | None = None
         self.frames = 0
         self.bytes = 0
@@ -162,27 +159,15 @@ class FrameWriter:
         else:
             protocol = self._protocol
             assert protocol is not None
-            if protocol.lost:
-                raise self._closed_error()
             # Straight to the pipe (or the transport's buffer when the pipe is full): once ``await emit...``
             # returns, the frame survives the executor dying on the very next line.
-            self._pending.append(frame)
-            self._pending_size += len(frame)
-            self._flush()
+            self._send(frame, transport, protocol)
         self.frames += 1
         self.bytes += len(frame)
 
-    def _flush(self) -> None:
-        """Give the pending bytes to the pipe: straight to the descriptor when the transport holds nothing
-        (as the transport itself would, so a failure surfaces here as the original ``OSError``)."""
-        pending = self._pending
-        if not pending:
-            return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        self._pending = []
-        self._pending_size = 0
-        transport, protocol = self._transport, self._protocol
-        assert transport is not None and protocol is not None
+    def _send(self, data: bytes, transport: asyncio.WriteTransport, protocol: _PipeProtocol) -> None:
+        """Give ``data`` to the pipe: straight to the descriptor when the transport holds nothing (as the
+        transport itself would, so a failure surfaces here as the original ``OSError``)."""
         if protocol.lost or transport.is_closing():
             self._error = self._closed_error()
             raise self._error
@@ -224,7 +209,6 @@ class FrameWriter:
         return WriterStatistics(
             frames=self.frames,
             bytes=self.bytes,
-            pending_bytes=self._pending_size,
             transport_buffer_bytes=transport.get_write_buffer_size() if transport is not None else 0,
             paused=self._protocol is not None and self._protocol.paused,
         )
@@ -257,10 +241,6 @@ class FrameWriter:
             except OSError:
                 pass
             return
-        try:
-            self._flush()
-        except OSError:
-            pass
         if not protocol.lost:
             transport.close()
             try:

@@ -212,7 +212,10 @@ class RunStream:
             async with lock:
                 self.check_open()
                 seq = await self.write_event(event_type, payload)
-        await self.maybe_yield()
+        self._writes += 1  # maybe_yield, without a coroutine per call
+        if self._writes >= _YIELD_EVERY:
+            self._writes = 0
+            await asyncio.sleep(0)
         return seq
 
     async def maybe_yield(self) -> None:
