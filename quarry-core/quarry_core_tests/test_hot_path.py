@@ -421,9 +421,11 @@ def test_frames_encode_to_cbor2_bytes_with_or_without_the_compiled_encoder(
 
     if compiled:
         assert codec._encode_json_frame is not None, "quarry-speedups is part of the workspace (uv sync)"
+        assert codec._encode_event_frame is not None
     else:
         monkeypatch.setattr(codec, "_encode_json", None)
         monkeypatch.setattr(codec, "_encode_json_frame", None)
+        monkeypatch.setattr(codec, "_encode_event_frame", None)
     for obj in (
         GOOD,
         {**GOOD, "payload": {"item_type": "row", "data": {"ü": [1, -(2**63), 2.5, None, True, "ß" * 300]}}},
@@ -439,6 +441,16 @@ def test_frames_encode_to_cbor2_bytes_with_or_without_the_compiled_encoder(
         codec.encode_frame(big)
     with pytest.raises(ValueError, match="cannot encode frame"):
         codec.encode_map({"x": object()})
+    # an event envelope, written without its map when compiled: the frame of the map either way
+    lineage = {"job_id": "j", "parent_run_id": "p", "spawned_by_run_id": "s", "depth": 2}
+    for payload, extra in ((GOOD["payload"], {}), ({"item_type": "r", "data": {"n": 2**70}}, lineage)):
+        args = [GOOD[k] for k in ("contract_version", "event_id", "run_id", "seq", "type", "ts")]
+        wire = {**GOOD, "payload": payload, **extra}
+        assert codec.encode_event_frame(*args, payload, GOOD["attempt"], extra) == codec.encode_frame(wire)
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        codec.encode_event_frame(*args, {"data": "x" * MAX_PAYLOAD_SIZE}, 1, {})
+    with pytest.raises(ValueError, match="cannot encode frame"):
+        codec.encode_event_frame(*args, {"x": object()}, 1, {})
 
 
 def test_a_duplicate_envelope_key_decides_like_cbor2(json_decoder: str) -> None:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from quarry_core.protocol import CONTRACT_VERSION, RunRequest, encode_frame
-from quarry_core.protocol.codec import speedups
+from quarry_core.protocol import CONTRACT_VERSION, RunRequest
+from quarry_core.protocol.codec import encode_event_frame, speedups
 
 __all__ = ["EnvelopeFactory", "new_event_id", "now_ts"]
 
@@ -93,16 +93,14 @@ class EnvelopeFactory:
 
     def encode(self, event_type: str, payload: dict[str, Any], seq: int) -> bytes:
         """The event frame's bytes. ``ValueError`` when it cannot be encoded or exceeds the frame limit."""
-        d = {
-            "contract_version": CONTRACT_VERSION,
-            "event_id": _ids.next(),
-            "run_id": self._run_id,
-            "seq": seq,
-            "type": event_type,
-            "ts": _clock.now(),
-            "payload": payload,
-            "attempt": self._attempt,
-        }
-        if self._lineage:
-            d.update(self._lineage)
-        return encode_frame(d)
+        return encode_event_frame(
+            CONTRACT_VERSION,
+            _ids.next(),
+            self._run_id,
+            seq,
+            event_type,
+            _clock.now(),
+            payload,
+            self._attempt,
+            self._lineage,
+        )

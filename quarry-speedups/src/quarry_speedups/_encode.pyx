@@ -280,11 +280,13 @@ cdef inline int _write_float(Buf *b, PyObject *o) except -1:
 # The walk
 # ---------------------------------------------------------------------------
 
-cdef int _encode_map(PyObject *top, Buf *b) except -1:
+cdef int _encode_map(PyObject *top, Buf *b, int base=0) except -1:
     """Append the encoding of the exact dict *top* to *b*; 1 when written, 0 to decline.
 
     Depth-first over an explicit stack: ``stack[d]`` is the container being written at depth ``d`` (the
     top-level map at 0). A container is pushed after its head is written and popped when its last item is.
+    *base* is the nesting level of *top* itself (a map inside another one that the caller writes): the depth
+    limit counts from the outermost map.
     """
     cdef Frame stack[_MAX_DEPTH + 1]
     cdef int depth = 0
@@ -360,7 +362,7 @@ cdef int _encode_map(PyObject *top, Buf *b) except -1:
                 return 0            # subclasses, bytes, sets, Decimal, datetime, ... : cbor2 decides
             # The new container sits at depth + 1 (an empty one too, and a self-containing one is
             # declined here once its chain reaches the limit: cbor2 raises for cycles).
-            if depth == _MAX_DEPTH:
+            if depth + base == _MAX_DEPTH:
                 return 0
             if n:
                 depth += 1
@@ -375,7 +377,6 @@ cdef object _encode(object obj, Py_ssize_t prefix):
         return None
     cdef unsigned char local[LOCAL_BUF_SIZE]
     cdef Buf b
-    cdef Py_ssize_t body
     b.data = local
     b.len = prefix
     b.cap = LOCAL_BUF_SIZE
@@ -383,18 +384,84 @@ cdef object _encode(object obj, Py_ssize_t prefix):
     try:
         if _encode_map(<PyObject *>obj, &b) == 0:
             return None
-        if prefix:
-            body = b.len - prefix
-            if <uint64_t>body > 0xffffffffULL:
-                return None         # does not fit the 32-bit length prefix
-            b.data[0] = <unsigned char>(body >> 24)
-            b.data[1] = <unsigned char>(body >> 16)
-            b.data[2] = <unsigned char>(body >> 8)
-            b.data[3] = <unsigned char>body
-        return PyBytes_FromStringAndSize(<char *>b.data, b.len)
+        return _result(&b, prefix)
     finally:
         if b.on_heap:
             PyMem_Free(b.data)
+
+
+cdef object _result(Buf *b, Py_ssize_t prefix):
+    """The ``bytes`` of *b*, its first *prefix* (0 or 4) bytes set to the body's big-endian length; None when
+    the body does not fit the 32-bit length prefix."""
+    cdef Py_ssize_t body
+    if prefix:
+        body = b.len - prefix
+        if <uint64_t>body > 0xffffffffULL:
+            return None
+        b.data[0] = <unsigned char>(body >> 24)
+        b.data[1] = <unsigned char>(body >> 16)
+        b.data[2] = <unsigned char>(body >> 8)
+        b.data[3] = <unsigned char>body
+    return PyBytes_FromStringAndSize(<char *>b.data, b.len)
+
+
+# the event envelope's keys, in the order the executor writes them (encode_event_frame)
+cdef str _K_CV = "contract_version"
+cdef str _K_EVENT_ID = "event_id"
+cdef str _K_RUN_ID = "run_id"
+cdef str _K_SEQ = "seq"
+cdef str _K_TYPE = "type"
+cdef str _K_TS = "ts"
+cdef str _K_PAYLOAD = "payload"
+cdef str _K_ATTEMPT = "attempt"
+cdef frozenset _ENVELOPE_KEYS = frozenset((_K_CV, _K_EVENT_ID, _K_RUN_ID, _K_SEQ, _K_TYPE, _K_TS, _K_PAYLOAD,
+                                           _K_ATTEMPT))
+
+
+cdef inline int _text_item(Buf *b, str key, object value) except -1:
+    """Write ``key`` and the exact ``str`` ``value``; 0 to decline any other value."""
+    if type(value) is not str:
+        return 0
+    _write_text(b, <PyObject *>key)
+    return _write_text(b, <PyObject *>value)
+
+
+cdef inline int _int_item(Buf *b, str key, object value) except -1:
+    """Write ``key`` and the exact ``int`` ``value``; 0 to decline any other value."""
+    if type(value) is not int:
+        return 0
+    _write_text(b, <PyObject *>key)
+    return _write_int(b, <PyObject *>value)
+
+
+cdef int _encode_envelope(Buf *b, object cv, object event_id, object run_id, object seq, object etype, object ts,
+                          dict payload, object attempt, dict lineage) except -1:
+    """Write the envelope map; 1 when written, 0 to decline (see encode_event_frame)."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef PyTypeObject *t
+    _head(b, 0xa0, <uint64_t>(8 + PyDict_GET_SIZE(<PyObject *>lineage)))
+    if not (_text_item(b, _K_CV, cv) and _text_item(b, _K_EVENT_ID, event_id)
+            and _text_item(b, _K_RUN_ID, run_id) and _int_item(b, _K_SEQ, seq)
+            and _text_item(b, _K_TYPE, etype) and _text_item(b, _K_TS, ts)):
+        return 0
+    _write_text(b, <PyObject *>_K_PAYLOAD)
+    if _encode_map(<PyObject *>payload, b, 1) == 0 or _int_item(b, _K_ATTEMPT, attempt) == 0:
+        return 0
+    while PyDict_Next(<PyObject *>lineage, &pos, &key, &value):
+        if _type_of(key) != &PyUnicode_Type or _write_text(b, key) == 0:
+            return 0
+        t = _type_of(value)
+        if t == &PyUnicode_Type:
+            if _write_text(b, value) == 0:
+                return 0
+        elif t == &PyLong_Type:
+            if _write_int(b, value) == 0:
+                return 0
+        else:
+            return 0
+    return 1
 
 
 # ---------------------------------------------------------------------------
@@ -418,6 +485,33 @@ def encode_json_frame(obj):
     ``None``, and also when the body is longer than 2**32 - 1 bytes.
     """
     return _encode(obj, 4)
+
+
+def encode_event_frame(cv, event_id, run_id, seq, etype, ts, payload, attempt, lineage):
+    """The frame :func:`encode_json_frame` gives for the event envelope ``{"contract_version": cv, "event_id":
+    event_id, "run_id": run_id, "seq": seq, "type": etype, "ts": ts, "payload": payload, "attempt": attempt,
+    **lineage}``, written without building that map; else ``None`` (the caller then builds the map and encodes
+    it). ``None`` wherever :func:`encode_json_frame` gives ``None``, and also unless the texts are exact
+    ``str``, ``seq`` and ``attempt`` exact ``int``, ``payload`` and ``lineage`` exact ``dict`` and the lineage
+    values exact ``str`` or ``int`` under keys other than the envelope's. Raises nothing but ``MemoryError``.
+    """
+    if type(payload) is not dict or type(lineage) is not dict:
+        return None
+    if lineage and not _ENVELOPE_KEYS.isdisjoint(lineage):
+        return None                 # the map would keep the envelope key's place with the lineage's value
+    cdef unsigned char local[LOCAL_BUF_SIZE]
+    cdef Buf b
+    b.data = local
+    b.len = 4
+    b.cap = LOCAL_BUF_SIZE
+    b.on_heap = False
+    try:
+        if _encode_envelope(&b, cv, event_id, run_id, seq, etype, ts, <dict>payload, attempt, <dict>lineage) == 0:
+            return None
+        return _result(&b, 4)
+    finally:
+        if b.on_heap:
+            PyMem_Free(b.data)
 
 
 # ---------------------------------------------------------------------------
