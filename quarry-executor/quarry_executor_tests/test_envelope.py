@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import uuid
+from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import quarry_speedups
-from quarry_executor import envelope
+from quarry_executor import emit, envelope
 
 
 def _oracle(raw: bytes) -> list[str]:
@@ -35,3 +39,47 @@ def test_event_ids_are_unique_random_uuids_across_pool_refills() -> None:
     for text in ids[:: envelope._POOL_IDS // 4]:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+class _Text(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Float(float):
+    pass
+
+
+_flat_values = st.one_of(
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.binary(max_size=2),
+    st.sampled_from([Decimal("1.5"), _Text("x"), _Int(3), _Float(1.5), (1, 2)]),
+)
+
+
+@given(st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), st.sampled_from([_Text("k")])), _flat_values))
+@settings(max_examples=500, deadline=None)
+def test_the_compiled_flat_payload_check_answers_as_the_python_one(d: dict[object, object]) -> None:
+    """quarry-speedups' ``flat_json_map`` says ``True`` exactly where the emit path's own ``_flat_ok`` does, so
+    which one runs never changes what an emit call accepts or how it checks the rest."""
+    assert quarry_speedups.flat_json_map(d) is emit._flat_ok(d)
+    assert emit._flat is quarry_speedups.flat_json_map  # a workspace member (uv sync --all-packages)
+
+
+def test_flat_payload_check_edges() -> None:
+    flat = quarry_speedups.flat_json_map
+    assert flat({}) and flat({"a": "x", "b": True, "c": None, "d": 2**63 - 1, "e": -(2**63), "f": -0.0})
+    for bad in (2**63, -(2**63) - 1, float("nan"), float("inf"), [1], {"x": 1}, b"x", _Int(1), _Text("x")):
+        assert not flat({"a": bad}), bad
+    assert not flat({1: "x"}) and not flat({_Text("k"): 1})
+    assert not flat(collections.OrderedDict(a=1)) and not flat([("a", 1)]) and not flat(None)

@@ -8,11 +8,18 @@ returns ``None`` for anything else, so a caller falls back to ``cbor2.loads`` fo
 very bytes ``cbor2.dumps`` would, and ``None`` for anything else, so a caller falls back to ``cbor2.dumps`` for
 the bytes or the error. :func:`encode_json_frame` returns the same body behind its 4-byte big-endian length
 prefix, in one ``bytes``; :func:`encode_event_frame` writes an event envelope's frame without building its map.
-:func:`uuid4_texts` formats a pool of random event ids.
+:func:`flat_json_map` tells a flat JSON-model payload at C speed; :func:`uuid4_texts` formats a pool of random event
+ids.
 """
 
 from quarry_speedups._cbor import EVENT_SLOTS, MAX_DEPTH, EventDecoder, decode_json_map
-from quarry_speedups._encode import encode_event_frame, encode_json_frame, encode_json_map, uuid4_texts
+from quarry_speedups._encode import (
+    encode_event_frame,
+    encode_json_frame,
+    encode_json_map,
+    flat_json_map,
+    uuid4_texts,
+)
 
 __version__ = "0.1.0"
 
@@ -25,5 +32,6 @@ __all__ = [
     "encode_event_frame",
     "encode_json_frame",
     "encode_json_map",
+    "flat_json_map",
     "uuid4_texts",
 ]

@@ -514,6 +514,41 @@ def encode_event_frame(cv, event_id, run_id, seq, etype, ts, payload, attempt, l
             PyMem_Free(b.data)
 
 
+def flat_json_map(d):
+    """``True`` when ``d`` is an exact ``dict`` whose keys are exact ``str`` and whose values are each an exact
+    ``str``, ``bool``, ``None``, an ``int`` in the signed 64-bit range or a finite ``float``: a flat payload
+    inside the JSON data model (CONTRACT_IPC §2; the executor still lets the encoder judge the strings' UTF-8).
+    ``False`` for anything else, nested values included: the caller then checks it the general way. Runs no
+    Python code of ``d``'s items and raises nothing."""
+    if type(d) is not dict:
+        return False
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef PyTypeObject *t
+    cdef int overflow
+    cdef double x
+    while PyDict_Next(<PyObject *>d, &pos, &key, &value):
+        if _type_of(key) != &PyUnicode_Type:
+            return False
+        t = _type_of(value)
+        if t == &PyUnicode_Type or value == _TRUE or value == _FALSE or value == _NONE:
+            continue
+        if t == &PyLong_Type:
+            overflow = 0
+            PyLong_AsLongLongAndOverflow(value, &overflow)  # an exact int: no error, only the overflow flag
+            if overflow != 0:
+                return False
+            continue
+        if t == &PyFloat_Type:
+            x = PyFloat_AS_DOUBLE(value)
+            if isnan(x) or isinf(x):
+                return False
+            continue
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------
 # Event ids
 # ---------------------------------------------------------------------------
