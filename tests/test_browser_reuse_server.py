@@ -56,16 +56,21 @@ def test_endpoint_forms_and_directory(tmp_path: Path) -> None:
         check_endpoint_sync("ws://127.0.0.1:9/x")
 
 
-def test_server_exits_1_and_cleans_up_when_chromium_dies(tmp_path: Path) -> None:
-    discovery = tmp_path / "browser.json"
-    env = {**os.environ, "QUARRY_BROWSER_DISCOVERY_FILE": str(discovery), "QUARRY_BROWSER_IDLE_TIMEOUT": "120"}
-    server = subprocess.Popen(
+def _start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``python -m quarry_executor --browser-server`` in a session of its own, stdout and stderr piped."""
+    return subprocess.Popen(
         [sys.executable, "-m", "quarry_executor", "--browser-server"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         start_new_session=True,
     )
+
+
+def test_server_exits_1_and_cleans_up_when_chromium_dies(tmp_path: Path) -> None:
+    discovery = tmp_path / "browser.json"
+    env = {**os.environ, "QUARRY_BROWSER_DISCOVERY_FILE": str(discovery), "QUARRY_BROWSER_IDLE_TIMEOUT": "120"}
+    server = _start_server(env)
     try:
         assert server.stdout is not None
         ws = server.stdout.readline().decode().strip()
@@ -165,13 +170,7 @@ def test_a_starting_server_deletes_profiles_left_by_killed_servers(tmp_path: Pat
     }
 
     def start() -> subprocess.Popen[bytes]:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "quarry_executor", "--browser-server"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
+        server = _start_server(env)
         assert server.stdout is not None
         assert server.stdout.readline().startswith(b"ws://")
         return server

@@ -33,7 +33,7 @@ cdef extern from "Python.h":
     # Declared here (instead of cimporting) so the pointer is ``const``.
     # Cython raises automatically when this returns NULL.
     str PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
-    # ``object.__new__``'s C function, called without ``type_call``'s layers (see ``EventDecoder._alloc``)
+    # ``object.__new__``'s C function, called without ``type_call``'s layers (see ``EventDecoder._build``)
     PyTypeObject PyBaseObject_Type
 
 cdef extern from "structmember.h":
@@ -520,15 +520,16 @@ cdef class EventDecoder:
     ``item`` whose ``item_type`` is non-empty text and whose ``data`` is a map (the whole frame being inside
     the JSON data model, its payload then passes the item rules).
 
-    ``event_cls`` must be a slotted class with the attributes :data:`EVENT_SLOTS`; they are set through
-    their slot descriptors, as ``object.__setattr__`` would, so a frozen class's ``__setattr__`` and its
-    ``__init__`` are bypassed. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
+    ``event_cls`` must be a slotted class with the attributes :data:`EVENT_SLOTS` (writable object slots);
+    each new instance comes from ``object.__new__`` and its slots are filled as their descriptors would fill
+    them (straight at their offsets when the class has no ``__new__`` of its own), so a frozen class's
+    ``__setattr__`` and its ``__init__`` are bypassed. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
     longest body it takes (the contract's limit: a longer one is left to the caller, which reports it).
     """
 
     cdef type _cls
     cdef object _new
-    cdef bint _plain_new  # the class takes object.__new__ as is: _alloc calls its C function directly
+    cdef bint _plain_new  # the class takes object.__new__ as is: _build calls its C function directly
     cdef tuple _setters
     cdef Py_ssize_t _offsets[14]  # where each slot's pointer lives in an instance (EVENT_SLOTS order)
     cdef list _version_cell

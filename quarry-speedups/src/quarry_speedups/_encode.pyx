@@ -250,6 +250,13 @@ cdef inline int _write_int(Buf *b, PyObject *o) except -1:
     return _head(b, 0x20, ~(<uint64_t>PyLong_AsUnsignedLongLongMask(o)))
 
 
+cdef inline int _write_text_or_int(Buf *b, PyObject *o, PyTypeObject *t) except -1:
+    """Write *o*, whose exact type *t* is ``str`` or ``int``, as ``_write_text`` or ``_write_int`` does."""
+    if t == &PyUnicode_Type:
+        return _write_text(b, o)
+    return _write_int(b, o)
+
+
 cdef inline int _write_float(Buf *b, PyObject *o) except -1:
     """Write an exact ``float`` as cbor2 does: a double, or a half-precision NaN / infinity."""
     cdef double x = PyFloat_AS_DOUBLE(o)
@@ -333,11 +340,8 @@ cdef int _encode_map(PyObject *top, Buf *b, int base=0) except -1:
 
         # The value, most frequent types first.
         t = _type_of(value)
-        if t == &PyUnicode_Type:
-            if _write_text(b, value) == 0:
-                return 0
-        elif t == &PyLong_Type:
-            if _write_int(b, value) == 0:
+        if t == &PyUnicode_Type or t == &PyLong_Type:
+            if _write_text_or_int(b, value, t) == 0:
                 return 0
         elif value == _TRUE or value == _FALSE or value == _NONE:
             _reserve(b, 1)
@@ -453,13 +457,7 @@ cdef int _encode_envelope(Buf *b, object cv, object event_id, object run_id, obj
         if _type_of(key) != &PyUnicode_Type or _write_text(b, key) == 0:
             return 0
         t = _type_of(value)
-        if t == &PyUnicode_Type:
-            if _write_text(b, value) == 0:
-                return 0
-        elif t == &PyLong_Type:
-            if _write_int(b, value) == 0:
-                return 0
-        else:
+        if (t != &PyUnicode_Type and t != &PyLong_Type) or _write_text_or_int(b, value, t) == 0:
             return 0
     return 1
 
