@@ -82,7 +82,9 @@ def servers() -> Iterator[list[int]]:
 def test_second_invocation_reuses_the_server_which_stops_itself_when_idle(
     tmp_path: Path, site_url: str, servers: list[int]
 ) -> None:
-    env = _env(tmp_path, QUARRY_BROWSER_IDLE_TIMEOUT="4")
+    temp = tmp_path / "tmp"  # the temporary directory of every process involved
+    temp.mkdir()
+    env = _env(tmp_path, QUARRY_BROWSER_IDLE_TIMEOUT="4", TMPDIR=str(temp))
     job = json.dumps({"url": f"{site_url}/index.html"})
     first, _ = _quarry(tmp_path / "data", env, str(SCRIPTS / "ok.py"), "--job", job)
     assert first.returncode == 0, first.stderr
@@ -104,12 +106,16 @@ def test_second_invocation_reuses_the_server_which_stops_itself_when_idle(
     assert not [n for n in names if "chrom" in n], f"the second run started a browser: {names}"
     rows = final_run_record(tmp_path / "data", run_id_from(second.stdout))
     assert rows["outcome"] == "success"
+    # the runs' Playwright drivers delete the folders they made for their connections to the server
+    assert list(temp.glob("playwright-artifacts-*")) == []
+    assert [p.name.split("-")[3] for p in temp.glob("quarry-browser-profile-*")] == [str(pid)]
 
     # idle: polls every 5 s, idle from the first empty poll, timeout 4 s -> gone within ~10 s; it cleans up
     assert _wait_gone(pid, 25), "the reuse server did not stop itself when idle"
     assert not (tmp_path / "quarry" / "browser.json").exists()
     log = (tmp_path / "quarry" / "browser-server.log").read_text()
     assert "Browser server idle for" in log and "shutting down" in log
+    assert list(temp.iterdir()) == []  # the server deleted its profile
 
 
 def test_no_browser_reuse_leaves_nothing_behind(tmp_path: Path, site_url: str) -> None:

@@ -10,6 +10,7 @@ Playwright is imported only inside :meth:`BrowserSession.open`, so importing thi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -262,9 +263,18 @@ class BrowserSession:
             pass
 
     async def close(self) -> None:
-        """Close a launched browser; for an attached one only disconnect. Then stop Playwright."""
+        """Close a launched browser; for an attached one only disconnect. Then stop Playwright.
+
+        On a browser attached over CDP, Playwright's ``close`` drops this connection (and the contexts made
+        through it) and leaves the browser running; it also deletes the temporary ``playwright-artifacts-*``
+        folder the driver made for the connection, which stopping the driver alone leaves behind in the
+        temporary directory, one per run that attached to a reuse server.
+        """
         try:
             if self.owned:
                 await self.browser.close()
+            else:
+                with contextlib.suppress(Exception):
+                    await self.browser.close()
         finally:
             await self.playwright.stop()
