@@ -217,17 +217,21 @@ class RunStream:
             async with lock:
                 self.check_open()
                 seq = await self.write_event(event_type, payload)
-        self._writes += 1  # maybe_yield, without a coroutine per call
-        if self._writes >= _YIELD_EVERY:
-            self._writes = 0
+        if self._yield_due():  # maybe_yield, without a coroutine per call
             await asyncio.sleep(0)
         return seq
 
-    async def maybe_yield(self) -> None:
-        """Let other tasks (the control reader, a cancellation) run now and then during a tight emit loop."""
+    def _yield_due(self) -> bool:
+        """Count one write; ``True`` once every :data:`_YIELD_EVERY` writes."""
         self._writes += 1
         if self._writes >= _YIELD_EVERY:
             self._writes = 0
+            return True
+        return False
+
+    async def maybe_yield(self) -> None:
+        """Let other tasks (the control reader, a cancellation) run now and then during a tight emit loop."""
+        if self._yield_due():
             await asyncio.sleep(0)
 
 
