@@ -560,6 +560,34 @@ def test_compiled_event_decoder_stores_each_value_once_and_honours_a_class_with_
     assert count == 2
 
 
+def test_compiled_events_are_untracked_and_share_the_texts_that_repeat() -> None:
+    """An event the decoder builds is left out of the cyclic collector's lists (nothing it holds can refer back
+    to it) and still freed by its reference count; the texts that repeat from event to event (contract version,
+    run id, type, ts, lineage) are one object per value, a changed or non-ASCII one decoded as it is."""
+    import gc
+    import sys
+
+    decoder = _compiled_decoder()
+    child = {**GOOD, "job_id": "j1", "parent_run_id": "p1", "spawned_by_run_id": "s1", "depth": 1}
+    first, second = decoder(cbor2.dumps(child)), decoder(cbor2.dumps({**child, "seq": 4, "event_id": "other"}))
+    assert isinstance(first, Event) and isinstance(second, Event)
+    assert not gc.is_tracked(first) and not gc.is_tracked(second)
+    shared = ("contract_version", "run_id", "type", "ts", "job_id", "parent_run_id", "spawned_by_run_id")
+    assert all(getattr(first, name) is getattr(second, name) for name in shared)
+    assert first.event_id is not second.event_id and (first.seq, second.seq) == (3, 4)
+    changed = {**child, "run_id": "r2", "ts": "2026-11-25T17:49:03.121Z", "job_id": "jöb", "type": "log"}
+    changed["payload"] = {"level": "info", "message": "m"}
+    third = decoder(cbor2.dumps(changed))
+    assert third == Event.from_wire(changed) and third.run_id == "r2" and third.job_id == "jöb"
+    again = decoder(cbor2.dumps({**changed, "seq": 5}))
+    assert again.job_id == "jöb" and again.run_id is third.run_id and again.type == "log"
+    payload = first.payload
+    before = sys.getrefcount(payload)
+    del first  # freed by its reference count: its payload loses that reference
+    after = sys.getrefcount(payload)
+    assert after == before - 1
+
+
 def test_event_at_takes_only_a_whole_frame_with_a_valid_length() -> None:
     decoder = _compiled_decoder(max_body=1000)
     body = cbor2.dumps(GOOD)

@@ -207,3 +207,65 @@ def test_payload_column_is_compact_json_also_where_orjson_declines() -> None:
     assert EventRows([attrs.evolve(events[0], payload=payloads[1])], "s").to_arrow().column("payload")[0].as_py() == (
         '{"item_type":"row","data":{"f":0.1}}'
     )
+
+
+_json_leaves = st.one_of(
+    st.text(alphabet=st.sampled_from([*'ab,[]{}":\\ü\n\t', "\U0001f600"]), max_size=8),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+)
+_json_payloads = st.dictionaries(
+    st.text(alphabet=st.sampled_from(list('k,]}"\\é')), max_size=4),
+    st.recursive(
+        _json_leaves,
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids, max_size=3),
+        max_leaves=12,
+    ),
+    max_size=4,
+)
+
+
+@given(st.lists(_json_payloads, min_size=1, max_size=8), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_payload_column_cut_from_one_orjson_text_equals_one_text_per_row(
+    payloads: list[dict[str, Any]], child: bool
+) -> None:
+    """With quarry-speedups the payload column is cut out of one ``orjson.dumps`` of the batch (commas, brackets,
+    quotes and backslashes inside strings included); it equals the row-by-row texts, and the whole table equals
+    the row dicts' (text columns that repeat one value, lineage among them, as repeated scalars)."""
+    from quarry_lode import backend
+
+    if backend._split_json_array is None:
+        pytest.skip("quarry-speedups is not installed")
+    events = [
+        Event(
+            event_id=f"e{i}",
+            run_id="r1",
+            seq=i + 1,
+            type="item" if i % 3 else "log",
+            ts="2026-11-25T10:00:00.000Z",
+            payload=p,
+            job_id="j1" if child else None,
+            parent_run_id=None if i % 2 else "p1",
+        )
+        for i, p in enumerate(payloads)
+    ]
+    rows = [event_row(e, "streaming") for e in events]
+    table = EventRows(events, "streaming").to_arrow()
+    assert table.column("payload").to_pylist() == [backend._json(p) for p in payloads]
+    assert table.equals(pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
+
+
+def test_the_payload_column_without_the_compiled_cutter_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without quarry-speedups (or when orjson refuses a payload of the batch) each row's text is written on its
+    own: the same column."""
+    from quarry_lode import backend
+
+    events = _events(5)
+    with_cutter = EventRows(events, "strict").to_arrow()
+    monkeypatch.setattr(backend, "_split_json_array", None)
+    assert EventRows(events, "strict").to_arrow().equals(with_cutter)
+    assert with_cutter.column("payload").to_pylist() == [backend._json(e.payload) for e in events]
+    assert EventRows([], "strict").to_arrow().equals(EVENTS_SCHEMA.empty_table())

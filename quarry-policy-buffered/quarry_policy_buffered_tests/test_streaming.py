@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quarry_core.errors import PolicyError
+from quarry_core.protocol.frames import Event
 from quarry_core.testing.fakes import LogCapture, MemorySink, make_artifact, make_chunk, make_event
 from quarry_policy_buffered import STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, event_size
 from quarry_policy_buffered_tests.helpers import Sleeps, streaming
@@ -246,17 +247,25 @@ async def test_close_after_a_failed_final_flush_does_not_retry_again() -> None:
     flush_count=st.integers(1, 12),
     item_cap=st.integers(2, 15),
     byte_cap_events=st.integers(1, 10),
+    decoded=st.lists(st.booleans(), max_size=60),
 )
 @settings(max_examples=150, deadline=None)
 def test_groups_take_what_one_at_a_time_takes(
-    types: list[str], groups: list[int], flush_count: int, item_cap: int, byte_cap_events: int
+    types: list[str], groups: list[int], flush_count: int, item_cap: int, byte_cap_events: int, decoded: list[bool]
 ) -> None:
     """Every counter, trigger, high-water mark and commit is the same whether the events arrive in groups
-    (``ingest_events``, which takes a group whole when nothing in it meets a cap or a trigger) or one by one."""
+    (``ingest_events``, which takes a group whole when nothing in it meets a cap or a trigger) or one by one,
+    and whether an event knows its frame's size (decoded: summed from ``wire_size``) or not (built in memory:
+    encoded to learn it), also both in one group."""
     events = [make_event(i + 1, t) for i, t in enumerate(types)]
     byte_cap = byte_cap_events * max(event_size(e) for e in events)
+    as_decoded = [
+        Event.from_wire(e.to_wire(), wire_size=event_size(e)) if i < len(decoded) and decoded[i] else e
+        for i, e in enumerate(events)
+    ]
+    assert all(a == e and event_size(a) == event_size(e) for a, e in zip(as_decoded, events, strict=True))
 
-    async def outcome(sizes: list[int]) -> tuple[object, list[list[int]]]:
+    async def outcome(sizes: list[int], events: list[Event] = events) -> tuple[object, list[list[int]]]:
         sink = MemorySink()
         policy = streaming(sink, flush_count=flush_count, item_cap=item_cap, byte_cap=byte_cap)
         i = 0
@@ -270,4 +279,4 @@ def test_groups_take_what_one_at_a_time_takes(
         await policy.close()
         return stats, [[e.seq for e in c.items] for c in sink.commits]
 
-    assert asyncio.run(outcome(groups)) == asyncio.run(outcome([1]))
+    assert asyncio.run(outcome(groups)) == asyncio.run(outcome([1])) == asyncio.run(outcome(groups, as_decoded))

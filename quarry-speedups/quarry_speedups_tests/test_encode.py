@@ -837,3 +837,72 @@ def test_exports():
     assert encode_json_map is _encode.encode_json_map
     assert encode_json_frame is _encode.encode_json_frame
     assert quarry_speedups.encode_event_frame is _encode.encode_event_frame
+
+
+# ---------------------------------------------------------------------------
+# json_array_split: a compact JSON array's text cut into its elements' texts
+# ---------------------------------------------------------------------------
+
+_json_texts = st.text(alphabet=st.sampled_from([*'ab,[]{}":\\ü\n', "\U0001f600"]), max_size=6)
+_json_trees = st.recursive(
+    st.one_of(_json_texts, st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none()),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(_json_texts, kids, max_size=3),
+    max_leaves=15,
+)
+
+
+def _split(values):
+    import json
+
+    text = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+    return quarry_speedups.json_array_split(text, len(values))
+
+
+@HYPO
+@given(st.lists(_json_trees, max_size=8))
+def test_json_array_split_gives_each_elements_text(values):
+    """Commas, brackets, braces, quotes and backslashes inside strings and nested containers never split."""
+    import json
+
+    offsets, data = _split(values)
+    at = struct.unpack(f"={len(values) + 1}i", offsets)
+    texts = [data[at[i] : at[i + 1]].decode() for i in range(len(values))]
+    assert texts == [json.dumps(v, separators=(",", ":"), ensure_ascii=False) for v in values]
+    assert at[0] == 0 and at[-1] == len(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "count"),
+    [
+        (b"[1,2]", 1),  # more elements than said
+        (b"[1,2]", 3),  # fewer
+        (b"[]", 1),
+        (b"[1]", 0),
+        (b'["a,b]', 1),  # a string that never ends
+        (b'["a\\"]', 1),  # its closing quote escaped
+        (b"[[1,2]", 1),  # a bracket left open
+        (b"[1]]", 1),
+        (b"{1}", 1),  # not an array
+        (b"[1", 1),
+        (b"", 0),
+        (b"[", 0),
+    ],
+)
+def test_json_array_split_declines_what_is_not_such_an_array(data, count):
+    assert quarry_speedups.json_array_split(data, count) is None
+
+
+@HYPO_SMALL
+@given(st.binary(max_size=40), st.integers(-1, 6))
+def test_json_array_split_never_fails_on_any_bytes(data, count):
+    got = quarry_speedups.json_array_split(b"[" + data + b"]", count)
+    if got is not None:
+        offsets, values = got
+        at = struct.unpack(f"={count + 1}i", offsets)
+        assert list(at) == sorted(at) and at[0] == 0 and at[-1] == len(values) == len(data) - max(count - 1, 0)
+
+
+def test_json_array_split_takes_only_bytes():
+    with pytest.raises(TypeError, match="bytes"):
+        quarry_speedups.json_array_split(bytearray(b"[]"), 0)
+    assert quarry_speedups.json_array_split(b"[]", 0) == (b"\0\0\0\0", b"")

@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 
 from quarry_core.interfaces import RunPartition, SidecarFile, StorageConfig
+from quarry_core.protocol.codec import speedups
 from quarry_lode.codecs import EVENTS_SCHEMA, parse_ts, prepare_record
 from quarry_lode.dataset import CommitResult, Dataset, Groups, root_url
 from quarry_lode.errors import classify
@@ -75,6 +76,38 @@ def _json_texts(values: list[Any]) -> list[str]:
         return [_json(v) for v in values]
 
 
+#: cuts ``orjson.dumps`` of a list into its elements' texts as an Arrow string array's buffers: quarry-speedups'
+#: ``json_array_split`` when installed
+_split_json_array: Any = getattr(speedups(), "json_array_split", None)
+
+
+def _payload_column(payloads: list[Any]) -> pa.Array:
+    """The ``payload`` column: :func:`_json` of each payload. With quarry-speedups, orjson writes the whole list
+    at once and its text is cut into the elements' (the same texts: orjson writes a list's elements as it writes
+    each alone), without a ``str`` per row; anything orjson refuses takes the row-by-row way."""
+    if _split_json_array is not None and payloads:
+        try:
+            text = orjson.dumps(payloads)
+        except orjson.JSONEncodeError:
+            text = None
+        parts = None if text is None else _split_json_array(text, len(payloads))
+        if parts is not None:
+            offsets, values = parts
+            return pa.StringArray.from_buffers(len(payloads), pa.py_buffer(offsets), pa.py_buffer(values))
+    return pa.array(_json_texts(payloads), pa.string())
+
+
+def _text_column(values: list[str | None]) -> Any:
+    """A text column: one value repeated (a run's contract version, an event type, absent lineage) as a
+    repeated scalar, which costs nothing per row; else the list itself (``values`` is never empty)."""
+    first = values[0]
+    if values.count(first) != len(values):  # equal texts are mostly the very same object (the decoder's)
+        return values
+    if first is None:
+        return pa.nulls(len(values), pa.string())
+    return pa.repeat(pa.scalar(first, pa.string()), len(values))
+
+
 def event_row(event: Event, policy: str) -> dict[str, Any]:
     """The ``events`` row of one event (``artifact`` events become ``artifact_event`` rows)."""
     row: dict[str, Any] = {
@@ -111,6 +144,15 @@ def event_row(event: Event, policy: str) -> dict[str, Any]:
 
 _TYPE = attrgetter("type")
 _RUN_ID = attrgetter("run_id")
+_CV = attrgetter("contract_version")
+_EVENT_ID = attrgetter("event_id")
+_SEQ = attrgetter("seq")
+_PAYLOAD = attrgetter("payload")
+_ATTEMPT = attrgetter("attempt")
+_JOB_ID = attrgetter("job_id")
+_PARENT = attrgetter("parent_run_id")
+_SPAWNED = attrgetter("spawned_by_run_id")
+_DEPTH = attrgetter("depth")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _EVENT_KIND = pa.scalar("event", pa.string())
@@ -187,19 +229,21 @@ class EventRows(Sequence[dict[str, Any]]):
                 [p.get("content_type") if p is not None else None for p in payloads],
                 [_artifact_size(p.get("size_bytes")) if p is not None else None for p in payloads],
             ]
+        if not n:
+            return EVENTS_SCHEMA.empty_table()
         columns: list[Any] = [
             kinds,
-            [e.contract_version for e in evs],
-            [e.event_id for e in evs],
-            [e.seq for e in evs],
-            [e.type for e in evs],
+            _text_column(list(map(_CV, evs))),
+            list(map(_EVENT_ID, evs)),
+            list(map(_SEQ, evs)),
+            _text_column(list(map(_TYPE, evs))),
             self._timestamps()[0],
-            _json_texts([e.payload for e in evs]),
-            [e.attempt for e in evs],
-            [e.job_id for e in evs],
-            [e.parent_run_id for e in evs],
-            [e.spawned_by_run_id for e in evs],
-            [e.depth for e in evs],
+            _payload_column(list(map(_PAYLOAD, evs))),
+            list(map(_ATTEMPT, evs)),
+            _text_column(list(map(_JOB_ID, evs))),
+            _text_column(list(map(_PARENT, evs))),
+            _text_column(list(map(_SPAWNED, evs))),
+            list(map(_DEPTH, evs)),
             pa.repeat(pa.scalar(self._policy, pa.string()), n),
             *art,
         ]

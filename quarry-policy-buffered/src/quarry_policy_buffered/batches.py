@@ -185,9 +185,13 @@ class Counters:
             self.reject(event.type)
 
     def persist(self, events: list[Event]) -> None:
+        self.persist_counts(Counter(map(_TYPE, events)))  # counted in C, then once per type
+
+    def persist_counts(self, types: Mapping[str, int]) -> None:
+        """``persist`` of events counted by type."""
         held = self.held
         persisted = self.persisted
-        for t, count in Counter(map(_TYPE, events)).items():  # counted in C, then once per type
+        for t, count in types.items():
             held[t] -= count
             persisted[t] = persisted.get(t, 0) + count
 

@@ -41,6 +41,7 @@ __all__ = ["StreamingPolicy"]
 Sleep = Callable[[float], Awaitable[Any]]
 
 _TYPE = attrgetter("type")
+_WIRE_SIZE = attrgetter("_wire_size")  # the slot behind Event.wire_size (None for an event built in memory)
 
 
 def _default_logger() -> loguru.Logger:
@@ -79,6 +80,7 @@ class StreamingPolicy:
         self._triggers = dict.fromkeys(FLUSH_TRIGGERS, 0)
         self._chunks: list[ArtifactChunk] = []
         self._events: list[Event] = []
+        self._types: dict[str, int] = {}  # the events in ``_events`` by type, swapped out with them
         self._chunk_bytes = 0
         self._event_bytes = 0
         self._f_events = 0  # events of the flush being written (for stats)
@@ -125,6 +127,8 @@ class StreamingPolicy:
                 buf = self._events
             buf.append(event)
             hold(etype)
+            types = self._types
+            types[etype] = types.get(etype, 0) + 1
             self._event_bytes += size
             self._mark()
             trigger = None
@@ -151,10 +155,17 @@ class StreamingPolicy:
         n = len(buf) + len(events)
         if n + len(self._chunks) >= self._item_cap or (self._flush_at and n >= self._flush_at):
             return False
-        total = sum(map(event_size, events))
+        try:  # every event decoded from a frame knows its size: summed in C
+            total = sum(map(_WIRE_SIZE, events))
+        except (TypeError, AttributeError):  # one built in memory (size None): encoded to learn it
+            total = sum(map(event_size, events))
         if self._event_bytes + self._chunk_bytes + total >= self._byte_cap:
             return False
-        self._counters.take(Counter(map(_TYPE, events)))
+        group = Counter(map(_TYPE, events))
+        self._counters.take(group)
+        types = self._types
+        for etype, count in group.items():
+            types[etype] = types.get(etype, 0) + count
         buf.extend(events)
         self._event_bytes += total
         self._mark()
@@ -196,11 +207,11 @@ class StreamingPolicy:
         counters.flush_count += 1
         self._triggers[trigger] += 1
         async with self._lock:
-            chunks, events = self._chunks, self._events
+            chunks, events, types = self._chunks, self._events, self._types
             if not chunks and not events:
                 return
             chunk_bytes, event_bytes = self._chunk_bytes, self._event_bytes
-            self._chunks, self._events = [], []
+            self._chunks, self._events, self._types = [], [], {}
             self._chunk_bytes = self._event_bytes = 0
             self._f_events, self._f_bytes = len(events), chunk_bytes + event_bytes
             batch = Batch(chunks, events)
@@ -224,6 +235,8 @@ class StreamingPolicy:
                     self._chunk_bytes += chunk_bytes
                 self._events[:0] = events
                 self._event_bytes += event_bytes
+                for etype, count in types.items():
+                    self._types[etype] = self._types.get(etype, 0) + count
                 self._f_events = self._f_bytes = 0
                 if not isinstance(exc, BatchFailed):
                     raise
@@ -234,7 +247,7 @@ class StreamingPolicy:
                 message = f"streaming flush failed permanently after {exc.retries} retries: {exc.error}"
                 self._log.error("{}", message)
                 raise PolicyError(message) from exc.error
-            counters.persist(events)
+            counters.persist_counts(types)  # once per type, not per event
             self._f_events = self._f_bytes = 0
 
     def _on_attempt_failed(self, attempt: int, attempts: int, error: Exception) -> None:

@@ -9,7 +9,8 @@ very bytes ``cbor2.dumps`` would, and ``None`` for anything else, so a caller fa
 the bytes or the error. :func:`encode_json_frame` returns the same body behind its 4-byte big-endian length
 prefix, in one ``bytes``; :func:`encode_event_frame` writes an event envelope's frame without building its map.
 :func:`flat_json_map` tells a flat JSON-model payload at C speed; :func:`uuid4_texts` formats a pool of random event
-ids.
+ids. :func:`json_array_split` cuts a compact JSON array's text into its elements as an Arrow string array's
+buffers.
 """
 
 from quarry_speedups._cbor import EVENT_SLOTS, MAX_DEPTH, EventDecoder, decode_json_map
@@ -18,6 +19,7 @@ from quarry_speedups._encode import (
     encode_json_frame,
     encode_json_map,
     flat_json_map,
+    json_array_split,
     uuid4_texts,
 )
 
@@ -33,5 +35,6 @@ __all__ = [
     "encode_json_frame",
     "encode_json_map",
     "flat_json_map",
+    "json_array_split",
     "uuid4_texts",
 ]

@@ -23,7 +23,7 @@ from libc.math cimport ldexp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
-from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.object cimport Py_TYPE, PyTypeObject
 from cpython.ref cimport Py_INCREF, PyObject
@@ -35,6 +35,9 @@ cdef extern from "Python.h":
     str PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
     # ``object.__new__``'s C function, called without ``type_call``'s layers (see ``EventDecoder._build``)
     PyTypeObject PyBaseObject_Type
+    # takes a built event out of the cyclic collector's lists (see ``EventDecoder._build``)
+    void PyObject_GC_UnTrack(void *op)
+    bint PyUnicode_IS_COMPACT_ASCII(object op)
 
 cdef extern from "structmember.h":
     # a slot's member descriptor: where in the instance the slot's pointer lives (``EventDecoder``)
@@ -500,6 +503,30 @@ cdef inline bint _positive(object v):
 
 cdef tuple _NO_ARGS = ()
 
+#: the envelope places whose text is usually the same from one event to the next (contract_version, run_id,
+#: type, ts and the lineage texts), as bits of ``_direct``'s place index
+cdef unsigned int _REPEATED_TEXT = (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 8) | (1u << 9) | (1u << 10)
+
+
+cdef object _same_text(Cursor *cur, object last):
+    """``last`` (an ASCII ``str``) when the value at the cursor is a definite-length text string with exactly its
+    bytes, the cursor then moved past it (what ``_decode_value`` would have read, as the equal object); ``None``
+    otherwise, the cursor left where it was."""
+    cdef Cursor probe = cur[0]
+    cdef uint64_t length
+    cdef unsigned int initial
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(last)
+    if probe.pos >= probe.end:
+        return None
+    initial = probe.pos[0]
+    probe.pos += 1
+    if (initial >> 5) != 3 or not _read_argument(&probe, initial & 0x1f, &length):
+        return None
+    if length != <uint64_t>n or n > probe.end - probe.pos or memcmp(PyUnicode_DATA(last), probe.pos, n) != 0:
+        return None
+    cur.pos = probe.pos + n
+    return last
+
 
 cdef inline void _store(char *base, Py_ssize_t offset, object value) noexcept:
     """Store ``value`` in the empty slot at ``offset`` of a new instance (the slot takes a reference)."""
@@ -523,7 +550,9 @@ cdef class EventDecoder:
     ``event_cls`` must be a slotted class with the attributes :data:`EVENT_SLOTS` (writable object slots);
     each new instance comes from ``object.__new__`` and its slots are filled as their descriptors would fill
     them (straight at their offsets when the class has no ``__new__`` of its own), so a frozen class's
-    ``__setattr__`` and its ``__init__`` are bypassed. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
+    ``__setattr__`` and its ``__init__`` are bypassed; such an instance is also left untracked by the cyclic
+    garbage collector (it can't be part of a cycle), and a ``ts`` equal to ``ts_cell[0]`` is stored as that very
+    object. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
     longest body it takes (the contract's limit: a longer one is left to the caller, which reports it).
     """
 
@@ -537,6 +566,7 @@ cdef class EventDecoder:
     cdef object _is_canonical_ts
     cdef frozenset _types
     cdef Py_ssize_t _max_body
+    cdef list _texts  # per envelope place in _REPEATED_TEXT: the last ASCII text read there (else None)
     cdef bint _last_valid  # _payload_valid of the event _build made last
 
     def __init__(self, event_cls, *, list version_cell, list ts_cell, is_canonical_ts, frozenset event_types,
@@ -569,6 +599,7 @@ cdef class EventDecoder:
         if max_body < 1:
             raise ValueError(f"max_body must be at least 1, got {max_body}")
         self._max_body = max_body
+        self._texts = [None] * 12
 
     def __call__(self, body):
         if type(body) is bytes:
@@ -666,7 +697,16 @@ cdef class EventDecoder:
             if seen & (1u << index):
                 return None                  # a key twice: the map keeps the later value
             seen |= 1u << index
-            value = _decode_value(&cur, 0)
+            if _REPEATED_TEXT & (1u << index):
+                # the same text as the last event's is that very object: nothing to allocate, decode or free
+                last = <object>PyList_GET_ITEM(self._texts, index)
+                value = None if last is None else _same_text(&cur, last)
+                if value is None:
+                    value = _decode_value(&cur, 0)
+                    if type(value) is str and PyUnicode_IS_COMPACT_ASCII(value):
+                        self._texts[index] = value
+            else:
+                value = _decode_value(&cur, 0)
             if value is _INVALID or (index >= 8 and value is None):
                 return None
             values[index] = value
@@ -714,7 +754,9 @@ cdef class EventDecoder:
         if type(ts) is not str:
             return None
         cdef object last = self._ts_cell[0]
-        if not (ts is last or ts == last) and not self._is_canonical_ts(ts):
+        if ts is last or ts == last:
+            ts = last  # events of one millisecond share one text: one object less each to keep and to free
+        elif not self._is_canonical_ts(ts):
             return None
         if job_id is not None and not _text(job_id):
             return None
@@ -755,6 +797,12 @@ cdef class EventDecoder:
         _store(base, at[11], depth)
         _store(base, at[12], size)
         _store(base, at[13], valid)
+        # Nothing a new event refers to can refer back to it (texts, ints, None and its own payload, decoded
+        # here), so it can't be part of a reference cycle and the cyclic collector needn't walk it: untracked,
+        # as CPython untracks a tuple or dict of atoms. Its reference count frees it as before. (A caller that
+        # stored an event inside its own payload would make a cycle the collector never frees; events are
+        # immutable records and Quarry never does.)
+        PyObject_GC_UnTrack(<void *>event)
         self._last_valid = valid
         return event
 

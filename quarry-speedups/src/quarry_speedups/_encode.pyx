@@ -587,3 +587,73 @@ def uuid4_texts(raw):
             k += 2
         out.append(text)
     return out
+
+
+
+# 1 for the bytes json_array_split must look at outside a string: quotes, brackets, braces and commas
+cdef unsigned char _JSON_CLASS[256]
+_JSON_CLASS[:] = [1 if chr(b) in '"[]{},' else 0 for b in range(256)]
+
+
+def json_array_split(data, Py_ssize_t count):
+    """The elements of the compact JSON array text ``data`` (``bytes``, as ``orjson.dumps`` of a list writes it:
+    no whitespace) as an Arrow string array's two buffers: ``(offsets, values)``, ``values`` the elements' texts
+    one after the other (the array's brackets and separating commas left out) and ``offsets`` the ``count + 1``
+    native-endian 32-bit offsets into it (element ``i`` is ``values[offsets[i]:offsets[i + 1]]``). ``None`` when
+    ``data`` is not such an array of exactly ``count`` elements, or is 2 GiB or longer (32-bit offsets).
+
+    Only the array's own commas separate: those inside a nested array or object or inside a string (escapes
+    included) are kept."""
+    if type(data) is not bytes:
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    cdef const unsigned char *p = data
+    cdef Py_ssize_t n = len(data)
+    if count < 0 or n < 2 or n > 0x7fffffff or p[0] != b'[' or p[n - 1] != b']':
+        return None
+    if (count == 0) != (n == 2):
+        return None
+    offsets = PyBytes_FromStringAndSize(NULL, 4 * (count + 1))
+    cdef int *at = <int *><char *>offsets
+    at[0] = 0
+    if count == 0:
+        return offsets, b""
+    # first the separating commas: at[j] holds where element j starts in data (j >= 1)
+    cdef Py_ssize_t i = 1, last = n - 1, found = 0, depth = 0
+    cdef unsigned char c
+    while i < last:
+        c = p[i]
+        if _JSON_CLASS[c] == 0:              # most bytes: nothing to track
+            i += 1
+            continue
+        if c == b'"':                        # a string: on to its closing quote, past escaped characters
+            i += 1
+            while i < last and p[i] != b'"':
+                i += 2 if p[i] == b'\\' else 1
+            if i >= last:
+                return None
+        elif c == b'[' or c == b'{':
+            depth += 1
+        elif c == b']' or c == b'}':
+            depth -= 1
+            if depth < 0:
+                return None
+        elif depth == 0:                     # a comma of the array itself
+            found += 1
+            if found >= count:
+                return None                  # more elements than expected
+            at[found] = <int>(i + 1)
+        i += 1
+    if depth != 0 or found != count - 1:
+        return None
+    # then the elements' texts, one after the other, and their offsets into them
+    values = PyBytes_FromStringAndSize(NULL, n - 2 - (count - 1))
+    cdef char *dst = <char *>values
+    cdef Py_ssize_t j, start, end, k = 0
+    for j in range(count):
+        start = at[j] if j else 1
+        end = at[j + 1] - 1 if j + 1 < count else last
+        at[j] = <int>k
+        memcpy(dst + k, p + start, end - start)
+        k += end - start
+    at[count] = <int>k
+    return offsets, values
