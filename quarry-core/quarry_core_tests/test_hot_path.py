@@ -563,7 +563,8 @@ def test_compiled_event_decoder_stores_each_value_once_and_honours_a_class_with_
 def test_compiled_events_are_untracked_and_share_the_texts_that_repeat() -> None:
     """An event the decoder builds is left out of the cyclic collector's lists (nothing it holds can refer back
     to it) and still freed by its reference count; the texts that repeat from event to event (contract version,
-    run id, type, ts, lineage) are one object per value, a changed or non-ASCII one decoded as it is."""
+    run id, type, ts, lineage) are one object per value, a changed or non-ASCII one decoded as it is; envelope
+    keys in any order are found."""
     import gc
     import sys
 
@@ -581,6 +582,9 @@ def test_compiled_events_are_untracked_and_share_the_texts_that_repeat() -> None
     assert third == Event.from_wire(changed) and third.run_id == "r2" and third.job_id == "jöb"
     again = decoder(cbor2.dumps({**changed, "seq": 5}))
     assert again.job_id == "jöb" and again.run_id is third.run_id and again.type == "log"
+    # the keys in the executor's order are taken by their bytes, any other order the usual way: the same event
+    backwards = dict(reversed(list(child.items())))
+    assert decoder(cbor2.dumps(backwards)) == decoder(cbor2.dumps(child)) == Event.from_wire(child)
     payload = first.payload
     before = sys.getrefcount(payload)
     del first  # freed by its reference count: its payload loses that reference
