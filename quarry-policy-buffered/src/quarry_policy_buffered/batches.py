@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from quarry_core.interfaces import Sink
     from quarry_core.protocol.frames import ArtifactChunk, Event
 
-__all__ = ["Batch", "BatchFailed", "Counters", "summarize_drops", "write_batch"]
+__all__ = ["Batch", "BatchFailed", "Counters", "add_counts", "summarize_drops", "write_batch"]
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -117,6 +117,12 @@ def summarize_drops(dropped: Mapping[tuple[str, str], int]) -> str:
     return f"{total} event{'s' if total != 1 else ''} dropped ({parts})"
 
 
+def add_counts(target: dict[str, int], counts: Mapping[str, int]) -> None:
+    """Add ``counts`` (events by type) into ``target``."""
+    for key, count in counts.items():
+        target[key] = target.get(key, 0) + count
+
+
 class Counters:
     """Event and chunk accounting shared by both policies; every update is O(1) per item.
 
@@ -170,10 +176,8 @@ class Counters:
 
     def take(self, types: Mapping[str, int]) -> None:
         """``receive`` and ``hold`` of events counted by type (a group taken at once)."""
-        received, held = self.received, self.held
-        for etype, count in types.items():
-            received[etype] = received.get(etype, 0) + count
-            held[etype] = held.get(etype, 0) + count
+        add_counts(self.received, types)
+        add_counts(self.held, types)
 
     def reject(self, etype: str) -> None:
         self.rejected[etype] = self.rejected.get(etype, 0) + 1
@@ -190,10 +194,9 @@ class Counters:
     def persist_counts(self, types: Mapping[str, int]) -> None:
         """``persist`` of events counted by type."""
         held = self.held
-        persisted = self.persisted
         for t, count in types.items():
             held[t] -= count
-            persisted[t] = persisted.get(t, 0) + count
+        add_counts(self.persisted, types)
 
     def drop(self, etype: str, reason: str, *, was_held: bool) -> int:
         """Count one drop; returns how many drops of this (type, reason) there were before."""

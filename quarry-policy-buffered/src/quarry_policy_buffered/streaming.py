@@ -28,7 +28,7 @@ from quarry_core.errors import PolicyError
 from quarry_core.interfaces import PolicyConfig, PolicyContext, PolicyStats, Sink
 from quarry_core.protocol.codec import event_size
 from quarry_core.snapshot_ids import new_snapshot_id
-from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, write_batch
+from quarry_policy_buffered.batches import Batch, BatchFailed, Counters, add_counts, write_batch
 from quarry_policy_buffered.settings import FLUSH_TRIGGERS, STREAMING_BYTE_CAP, STREAMING_ITEM_CAP, StreamingSettings
 
 if TYPE_CHECKING:
@@ -163,9 +163,7 @@ class StreamingPolicy:
             return False
         group = Counter(map(_TYPE, events))
         self._counters.take(group)
-        types = self._types
-        for etype, count in group.items():
-            types[etype] = types.get(etype, 0) + count
+        add_counts(self._types, group)
         buf.extend(events)
         self._event_bytes += total
         self._mark()
@@ -235,8 +233,7 @@ class StreamingPolicy:
                     self._chunk_bytes += chunk_bytes
                 self._events[:0] = events
                 self._event_bytes += event_bytes
-                for etype, count in types.items():
-                    self._types[etype] = self._types.get(etype, 0) + count
+                add_counts(self._types, types)
                 self._f_events = self._f_bytes = 0
                 if not isinstance(exc, BatchFailed):
                     raise

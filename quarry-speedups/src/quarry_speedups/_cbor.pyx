@@ -551,8 +551,8 @@ cdef class EventDecoder:
     each new instance comes from ``object.__new__`` and its slots are filled as their descriptors would fill
     them (straight at their offsets when the class has no ``__new__`` of its own), so a frozen class's
     ``__setattr__`` and its ``__init__`` are bypassed; such an instance is also left untracked by the cyclic
-    garbage collector (it can't be part of a cycle), and a ``ts`` equal to ``ts_cell[0]`` is stored as that very
-    object. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
+    garbage collector (it can't be part of a cycle). A text at an envelope place that repeats (contract version,
+    run id, type, ``ts``, lineage) with the previous event's bytes is that event's very object. :meth:`event_at` reads a length-prefixed frame in place; ``max_body`` is the
     longest body it takes (the contract's limit: a longer one is left to the caller, which reports it).
     """
 
@@ -758,9 +758,7 @@ cdef class EventDecoder:
         if type(ts) is not str:
             return None
         cdef object last = self._ts_cell[0]
-        if ts is last or ts == last:
-            ts = last  # events of one millisecond share one text: one object less each to keep and to free
-        elif not self._is_canonical_ts(ts):
+        if not (ts is last or ts == last) and not self._is_canonical_ts(ts):
             return None
         if job_id is not None and not _text(job_id):
             return None
